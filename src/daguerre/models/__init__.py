@@ -1,0 +1,1 @@
+"""Model backends behind one protocol. This package imports nothing else of Daguerre."""

@@ -1,0 +1,94 @@
+"""The one protocol every image model backend implements.
+
+Rendering is a stepwise, batched loop: ``start`` builds the state for a batch of
+requests, ``step`` advances it by one step, and the state after any step can be
+turned into bytes and resumed. The worker drives the loop so that it can
+heartbeat, checkpoint and emit previews between steps (the way a diffusers
+denoising loop is kept visible rather than hidden in one call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from PIL import Image
+
+
+class ModelInputError(ValueError):
+    """A request the model cannot serve (for example an edit on a text-only model)."""
+
+
+@dataclass
+class RenderRequest:
+    """One image to render.
+
+    ``source`` and ``mask`` make it an edit. The mask follows OpenAI's meaning:
+    pixels whose alpha is 0 are the area that may change; it has the source's size.
+    ``source_tokens`` lets a backend skip re-encoding an image it made itself.
+    """
+
+    prompt: str
+    seed: int = 0
+    steps: int | None = None
+    width: int = 64
+    height: int = 64
+    source: Image.Image | None = None
+    mask: Image.Image | None = None
+    source_encoding: bytes | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_edit(self) -> bool:
+        return self.source is not None or self.source_encoding is not None
+
+
+@dataclass
+class RenderResult:
+    """A finished image, plus the backend's own encoding of it for later edits."""
+
+    image: Image.Image
+    encoding: bytes | None = None
+
+
+@runtime_checkable
+class RenderState(Protocol):
+    """Opaque, backend-specific progress of a batch. ``step`` counts completed steps."""
+
+    step: int
+    total_steps: int
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """A backend. ``setup`` loads weights once; the rest is the render loop."""
+
+    name: str
+    can_edit: bool
+    native_size: int
+
+    def setup(self, device: str = "cpu") -> None: ...
+
+    def start(self, requests: list[RenderRequest]) -> RenderState: ...
+
+    def step(self, state: RenderState) -> RenderState: ...
+
+    def preview(self, state: RenderState, index: int) -> Image.Image | None:
+        """The current estimate of image ``index`` of the batch, or None if there is none."""
+        ...
+
+    def finish(self, state: RenderState) -> list[RenderResult]: ...
+
+    def save_state(self, state: RenderState) -> bytes: ...
+
+    def load_state(self, data: bytes, requests: list[RenderRequest]) -> RenderState:
+        """Resume from ``save_state`` bytes; ``requests`` are the same as passed to ``start``."""
+        ...
+
+
+def render(model: ImageModel, requests: list[RenderRequest]) -> list[RenderResult]:
+    """Run the whole loop with no checkpoints: the simple path for CLIs and tests."""
+    state = model.start(requests)
+    while state.step < state.total_steps:
+        state = model.step(state)
+    return model.finish(state)
