@@ -1,0 +1,122 @@
+"""Local model commands: `daguerre render`, `daguerre train builtin`, `daguerre eval builtin`.
+
+They run the model in this process with no server, for trying prompts, evaluation and
+reproducing the shipped weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+train_app = typer.Typer(help="Train a model's weights.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate a model on fresh test sets.", no_args_is_help=True)
+
+
+def render(
+    captions: Annotated[list[str], typer.Argument(help="One or more prompts; one PNG each.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for 0.png, 1.png, ...")],
+    seed: Annotated[int, typer.Option(help="Seed of the first image; image i uses seed + i.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Render steps (1-64; default 8).")] = None,
+    edit: Annotated[
+        Path | None,
+        typer.Option("--edit", help="Source PNG: the prompts become edit instructions."),
+    ] = None,
+    mask: Annotated[
+        Path | None, typer.Option(help="RGBA mask for --edit: transparent pixels may change.")
+    ] = None,
+    size: Annotated[
+        int, typer.Option(help="Output side in pixels (nearest-neighbour upscale).")
+    ] = 512,
+    weights: Annotated[Path | None, typer.Option(help="Weights file (default: shipped).")] = None,
+) -> None:
+    """Render prompts locally with the built-in model, no server needed."""
+    from PIL import Image
+
+    from daguerre.models.base import RenderRequest
+    from daguerre.models.base import render as run
+    from daguerre.models.builtin.backend import BuiltinModel
+
+    if mask is not None and edit is None:
+        raise typer.BadParameter("--mask needs --edit SOURCE.png", param_hint="--mask")
+    source = Image.open(edit).convert("RGB") if edit else None
+    mask_image = Image.open(mask) if mask else None
+    model = BuiltinModel(weights_path=weights)
+    model.setup("cpu")
+    requests = [
+        RenderRequest(
+            c, seed=seed + i, steps=steps, width=size, height=size, source=source, mask=mask_image
+        )
+        for i, c in enumerate(captions)
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, result in enumerate(run(model, requests)):
+        result.image.save(out_dir / f"{i}.png")
+    typer.echo(f"wrote {len(requests)} image(s) to {out_dir}")
+
+
+@train_app.command("builtin")
+def train_builtin(
+    out: Annotated[Path, typer.Option(help="Where to write the weights.")] = Path(
+        "builtin.safetensors"
+    ),
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps (default: the shipped run's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    log_file: Annotated[Path | None, typer.Option(help="Also write the log here.")] = None,
+) -> None:
+    """Train the built-in model from a fixed seed (the shipped weights came from the defaults)."""
+    from daguerre.models.builtin.train import train
+
+    log_handle = log_file.open("w", buffering=1) if log_file else None
+
+    def log(line: str) -> None:
+        typer.echo(line)
+        if log_handle:
+            print(line, file=log_handle)
+
+    if steps:
+        train(out, seed=seed, log=log, steps=steps)
+    else:
+        train(out, seed=seed, log=log)
+
+
+@eval_app.command("builtin")
+def eval_builtin(
+    per_set: Annotated[int, typer.Option(help="Captions per caption set.")] = 200,
+    per_edit_kind: Annotated[int, typer.Option(help="Edits per edit kind.")] = 100,
+    masked: Annotated[int, typer.Option(help="Masked edits.")] = 100,
+    seed: Annotated[
+        int | None, typer.Option(help="Test-set seed (default: the evaluation seed).")
+    ] = None,
+    grid: Annotated[Path, typer.Option(help="Where to write the sample grid PNG.")] = Path(
+        "eval-grid.png"
+    ),
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the table as JSON.")
+    ] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights file (default: shipped).")] = None,
+) -> None:
+    """Score the built-in model on fresh captions, held-out combinations and edits."""
+    from daguerre.models.builtin.backend import BuiltinModel
+    from daguerre.models.builtin.evaluate import EVAL_SEED, evaluate, sample_grid
+
+    model = BuiltinModel(weights_path=weights)
+    model.setup("cpu")
+    scores = evaluate(
+        model,
+        per_set=per_set,
+        per_edit_kind=per_edit_kind,
+        masked=masked,
+        seed=EVAL_SEED if seed is None else seed,
+        log=typer.echo,
+    )
+    sample_grid(scores, grid)
+    typer.echo(f"sample grid: {grid}")
+    if json_out:
+        rows = [s.row() for s in scores.values()]
+        json_out.write_text(json.dumps(rows, indent=2))

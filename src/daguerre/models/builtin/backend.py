@@ -1,0 +1,230 @@
+"""The built-in model behind the ``ImageModel`` protocol.
+
+One step writes a band of tokens (by default one row of eight patches, so eight
+steps an image); previews show the rows written so far. Output sizes come from
+nearest-neighbour upscaling of the native 64×64: the images are flat colour with
+hard edges, which nearest-neighbour keeps exactly (no blur, no new colours).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from daguerre.models.base import ModelInputError, RenderRequest, RenderResult, RenderState
+from daguerre.models.builtin import weights
+from daguerre.models.builtin.sampler import DEFAULT_TEMPERATURE, Conditioning, Generation, Sampler
+from daguerre.models.builtin.scene import PALETTE
+from daguerre.models.builtin.tokens import GRID, N_TOKENS, NATIVE, PATCH, Tokenizer, quantise
+
+DEFAULT_STEPS = 8
+STATE_VERSION = 1
+
+
+@dataclass
+class BuiltinState:
+    step: int
+    total_steps: int
+    generation: Generation
+    requests: list[RenderRequest]
+
+
+def _own(state: RenderState) -> BuiltinState:
+    if not isinstance(state, BuiltinState):
+        raise TypeError(f"not a built-in model state: {type(state).__name__}")
+    return state
+
+
+def _boundaries(total_steps: int) -> list[int]:
+    """Token count reached after each step: 64 tokens split as evenly as possible."""
+    return [round(N_TOKENS * (k + 1) / total_steps) for k in range(total_steps)]
+
+
+def encode_tokens(tokens: np.ndarray) -> bytes:
+    """An image's 64 tokens as bytes (what a later edit reuses instead of re-encoding pixels)."""
+    return tokens.astype("<i2").tobytes()
+
+
+def decode_tokens(data: bytes) -> np.ndarray:
+    arr = np.frombuffer(data, dtype="<i2")
+    if arr.size != N_TOKENS * 2:
+        raise ModelInputError("source encoding is not a built-in model encoding")
+    return arr.reshape(N_TOKENS, 2).astype(np.int64)
+
+
+def editable_area(mask: Image.Image) -> np.ndarray:
+    """(64, 64) bool: native pixels that may change. Transparent mask pixels (alpha 0) may change.
+
+    A native pixel may change if any mask pixel over it is transparent, so the
+    editable area is never smaller than the user's.
+    """
+    alpha = np.asarray(mask.convert("RGBA"))[..., 3] == 0
+    h, w = alpha.shape
+    ys = (np.arange(h) * NATIVE) // h
+    xs = (np.arange(w) * NATIVE) // w
+    out = np.zeros((NATIVE, NATIVE), bool)
+    np.logical_or.at(out, (ys[:, None].repeat(w, 1), xs[None, :].repeat(h, 0)), alpha)
+    return out
+
+
+class BuiltinModel:
+    """Daguerre's own CPU model (see docs/model.md)."""
+
+    name = "builtin"
+    can_edit = True
+    native_size = NATIVE
+
+    def __init__(
+        self,
+        weights_path: str | Path | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        threads: int | None = None,
+    ) -> None:
+        self.weights_path = Path(weights_path) if weights_path else weights.SHIPPED
+        self.temperature = temperature
+        self.threads = threads
+        self._sampler: Sampler | None = None
+        self.info: dict[str, object] = {}
+
+    # -- set-up -----------------------------------------------------------------
+
+    def setup(self, device: str = "cpu") -> None:
+        if device != "cpu":
+            raise ModelInputError("the built-in model runs on the CPU only")
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        net, patterns, words, info = weights.load(self.weights_path)
+        self.info = info
+        self._sampler = Sampler(net, Tokenizer(patterns), words, self.temperature)
+
+    @property
+    def sampler(self) -> Sampler:
+        if self._sampler is None:
+            raise RuntimeError("call setup() before rendering")
+        return self._sampler
+
+    # -- conditioning -----------------------------------------------------------
+
+    def encode_image(self, image: Image.Image) -> np.ndarray:
+        """Pixels -> (64, 2) tokens: nearest palette colour at native size, then patch tokens."""
+        indices = quantise(np.asarray(image.convert("RGB")))
+        return self.sampler.tokenizer.encode(indices[None])[0]
+
+    def _conditioning(self, req: RenderRequest) -> Conditioning:
+        if not req.is_edit:
+            return Conditioning(req.prompt, req.seed)
+        if req.source_encoding is not None:
+            source = decode_tokens(req.source_encoding)
+        else:
+            assert req.source is not None
+            source = self.encode_image(req.source)
+        keep = None
+        if req.mask is not None:
+            editable = editable_area(req.mask)
+            # A patch is regenerated if any of its pixels may change; the rest is copied.
+            patch_editable = editable.reshape(GRID, PATCH, GRID, PATCH).any(axis=(1, 3)).reshape(-1)
+            keep = ~patch_editable
+        return Conditioning(req.prompt, req.seed, source, keep)
+
+    # -- the loop ---------------------------------------------------------------
+
+    def start(self, requests: list[RenderRequest]) -> BuiltinState:
+        if not requests:
+            raise ModelInputError("nothing to render")
+        steps = requests[0].steps or DEFAULT_STEPS
+        if not 1 <= steps <= N_TOKENS:
+            raise ModelInputError(f"steps must be between 1 and {N_TOKENS} for the built-in model")
+        generation = self.sampler.start([self._conditioning(r) for r in requests])
+        return BuiltinState(0, steps, generation, requests)
+
+    def step(self, state: RenderState) -> BuiltinState:
+        state = _own(state)
+        if state.step < state.total_steps:
+            target = _boundaries(state.total_steps)[state.step]
+            state.generation.advance(target - state.generation.position)
+            state.step += 1
+        return state
+
+    def _indices(self, state: BuiltinState, index: int, upto: int) -> np.ndarray:
+        tokens = state.generation.tokens[index].numpy().copy()
+        src = state.generation.source
+        if upto < N_TOKENS:
+            if src is not None and bool(state.generation.has_source[index]):
+                tokens[upto:] = src[
+                    index, upto:
+                ].numpy()  # edits: the source shows below the frontier
+            else:
+                tokens[upto:] = tokens[0] if upto else (0, 0)
+                tokens[upto:, 0] = 0  # a uniform patch of the first patch's main colour
+        return self.sampler.tokenizer.decode(tokens[None])[0]
+
+    def preview(self, state: RenderState, index: int) -> Image.Image | None:
+        state = _own(state)
+        """The rows written so far at native size (edits show the source below them)."""
+        if state.generation.position == 0:
+            return None
+        indices = self._indices(state, index, state.generation.position)
+        return Image.fromarray(PALETTE[indices])
+
+    def finish(self, state: RenderState) -> list[RenderResult]:
+        state = _own(state)
+        gen = state.generation
+        if gen.position < N_TOKENS:
+            raise RuntimeError("finish() before the last step")
+        results = []
+        for i, req in enumerate(state.requests):
+            native = Image.fromarray(PALETTE[self._indices(state, i, N_TOKENS)])
+            image = native.resize((req.width, req.height), Image.Resampling.NEAREST)
+            if req.mask is not None and req.source is not None:
+                image = composite_outside_mask(image, req.source, req.mask)
+            results.append(RenderResult(image, encode_tokens(gen.tokens[i].numpy())))
+        return results
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def save_state(self, state: RenderState) -> bytes:
+        state = _own(state)
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            version=STATE_VERSION,
+            step=state.step,
+            total_steps=state.total_steps,
+            position=state.generation.position,
+            tokens=state.generation.tokens.numpy().astype(np.int16),
+        )
+        return buf.getvalue()
+
+    def load_state(self, data: bytes, requests: list[RenderRequest]) -> BuiltinState:
+        saved = np.load(io.BytesIO(data))
+        if int(saved["version"]) != STATE_VERSION:
+            raise ModelInputError("checkpoint from an incompatible built-in model version")
+        tokens = torch.from_numpy(saved["tokens"].astype(np.int64))
+        if tokens.shape[0] != len(requests):
+            raise ModelInputError("checkpoint was taken for a different batch")
+        state = self.start(requests)
+        state.total_steps = int(saved["total_steps"])
+        state.step = int(saved["step"])
+        state.generation.replay(tokens, int(saved["position"]))
+        return state
+
+
+def composite_outside_mask(
+    image: Image.Image, source: Image.Image, mask: Image.Image
+) -> Image.Image:
+    """Keep the source's pixels wherever the mask is opaque, at the output's size.
+
+    This is the guarantee behind masked edits: whatever the model did, pixels outside
+    the user's mask come from the user's image.
+    """
+    size = image.size
+    src = np.asarray(source.convert("RGB").resize(size, Image.Resampling.NEAREST))
+    keep = np.asarray(mask.convert("RGBA").resize(size, Image.Resampling.NEAREST))[..., 3] != 0
+    out = np.asarray(image.convert("RGB")).copy()
+    out[keep] = src[keep]
+    return Image.fromarray(out)

@@ -1,0 +1,135 @@
+"""Training the built-in model from a fixed seed: same seed and steps, same weights
+(on the same machine and thread count)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from daguerre.models.builtin import data, weights
+from daguerre.models.builtin.model import NetConfig, PatchTokenNet
+from daguerre.models.builtin.tokens import N_COLOUR_CLASSES, Tokenizer, enumerate_patterns
+
+TRAIN_SEED = 0  # evaluation draws from other seeds (see evaluate.py)
+
+
+def _loss(net: PatchTokenNet, batch: data.Batch) -> torch.Tensor:
+    words = torch.from_numpy(batch.words)
+    target = torch.from_numpy(batch.target)
+    source = None if batch.source is None else torch.from_numpy(batch.source)
+    pattern_logits, colour_logits = net(words, source, target)
+    return F.cross_entropy(
+        pattern_logits.reshape(-1, net.cfg.n_patterns), target[..., 0].reshape(-1)
+    ) + F.cross_entropy(colour_logits.reshape(-1, N_COLOUR_CLASSES), target[..., 1].reshape(-1))
+
+
+def train(
+    out: Path,
+    *,
+    steps: int = 3600,
+    seed: int = TRAIN_SEED,
+    batch_size: int = 48,
+    lr: float = 1.2e-3,
+    warmup: int = 200,
+    edit_fraction: float = 0.5,
+    snapshot_every: int = 250,
+    ema_decay: float = 0.998,
+    threads: int = 1,
+    log: Callable[[str], None] = print,
+    config: dict[str, int] | None = None,
+    init: Path | None = None,
+    edit_weights: dict[str, float] | None = None,
+) -> None:
+    """Train and save EMA weights to ``out`` (snapshots along the way, final at the end).
+
+    ``init`` starts from saved weights instead of a fresh network (a later phase).
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    patterns = enumerate_patterns()
+    tok = Tokenizer(patterns)
+    if init is not None:
+        net, saved_patterns, _, _ = weights.load(init)
+        if not np.array_equal(saved_patterns, patterns):
+            raise ValueError(f"{init} was trained on another pattern vocabulary")
+        cfg = net.cfg
+    else:
+        cfg = NetConfig(n_patterns=tok.n_patterns, n_words=len(data.WORDS), **(config or {}))
+        net = PatchTokenNet(cfg)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    n_params = sum(p.numel() for p in net.parameters())
+    log(
+        f"seed={seed} steps={steps} batch={batch_size} lr={lr} params={n_params} "
+        f"patterns={tok.n_patterns} config={cfg.to_dict()} init={init}"
+    )
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, p in net.named_parameters():
+        (
+            no_decay
+            if p.ndim < 2 or "emb" in name or name in {"pos", "kind", "bos", "no_source"}
+            else decay
+        ).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+    )
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    started = time.monotonic()
+    recent: dict[str, list[float]] = {"caption": [], "edit": []}
+    info: dict[str, object] = {}
+    for step in range(steps):
+        is_edit = rng.random() < edit_fraction
+        if is_edit:
+            batch = data.edit_batch(rng, tok, batch_size, edit_weights)
+        else:
+            batch = data.t2i_batch(rng, tok, batch_size)
+        for group in opt.param_groups:
+            group["lr"] = lr * schedule(step)
+        net.train()
+        loss = _loss(net, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), net.parameters(), strict=True):
+                e.lerp_(p, 1 - ema_decay)
+        recent["edit" if is_edit else "caption"].append(loss.item())
+        done = step + 1
+        if done % 50 == 0 or done == steps:
+            means = {k: float(np.mean(v)) if v else float("nan") for k, v in recent.items()}
+            log(
+                f"step {done}/{steps} caption_loss={means['caption']:.4f} "
+                f"edit_loss={means['edit']:.4f} lr={lr * schedule(step):.2e} "
+                f"elapsed={time.monotonic() - started:.0f}s"
+            )
+            recent = {"caption": [], "edit": []}
+        if done % snapshot_every == 0 or done == steps:
+            info = {
+                "seed": seed,
+                "steps": done,
+                "of_steps": steps,
+                "batch_size": batch_size,
+                "lr": lr,
+                "edit_fraction": edit_fraction,
+                "elapsed_s": round(time.monotonic() - started),
+            }
+            weights.save(out, ema, patterns, data.WORDS, info)
+    log(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {time.monotonic() - started:.0f}s")
