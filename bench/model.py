@@ -1,6 +1,6 @@
 """Speed of the built-in model on this machine: one image, and batched throughput.
 
-    .venv/bin/python bench/model.py [--threads 2] [--repeats 5]
+    .venv/bin/python bench/model.py [--threads 1] [--repeats 5]
 
 Prints the latency of one image at the service's default settings (8 steps, 64
 tokens), then images per second for a range of batch sizes, and the batch size
@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-
-import torch
 
 from daguerre.models.base import RenderRequest, render
 from daguerre.models.builtin.backend import BuiltinModel
@@ -33,12 +31,11 @@ def best_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", default="1,2,4,8,16,32,64,128")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    model = BuiltinModel()
+    model = BuiltinModel(threads=args.threads)
     model.setup("cpu")
     rng = random.Random(0)
     prompts = [sample_caption(sample_scene(rng), rng)[0] for _ in range(256)]

@@ -66,11 +66,11 @@ def train_builtin(
     steps: Annotated[
         int | None, typer.Option(help="Training steps (default: the shipped run's).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed, with --steps (the recipe fixes its own).")] = 0,
     log_file: Annotated[Path | None, typer.Option(help="Also write the log here.")] = None,
 ) -> None:
     """Train the built-in model from a fixed seed (the shipped weights came from the defaults)."""
-    from daguerre.models.builtin.train import train
+    from daguerre.models.builtin.train import train, train_recipe
 
     log_handle = log_file.open("w", buffering=1) if log_file else None
 
@@ -82,7 +82,7 @@ def train_builtin(
     if steps:
         train(out, seed=seed, log=log, steps=steps)
     else:
-        train(out, seed=seed, log=log)
+        train_recipe(out, log=log)
 
 
 @eval_app.command("builtin")

@@ -83,8 +83,12 @@ class BuiltinModel:
         self,
         weights_path: str | Path | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
-        threads: int | None = None,
+        threads: int | None = 1,
     ) -> None:
+        # One thread by default: the network is small, so a second thread buys little, and
+        # on a shared or busy CPU two OpenMP threads stall each other badly (measured here:
+        # 43 ms an image with one thread, seconds with two beside other processes).
+        # ``threads=None`` leaves torch's own setting alone.
         self.weights_path = Path(weights_path) if weights_path else weights.SHIPPED
         self.temperature = temperature
         self.threads = threads

@@ -1,0 +1,1 @@
+"""Implementations of the `daguerre` subcommands (registered in daguerre.cli)."""

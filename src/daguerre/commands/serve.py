@@ -1,0 +1,54 @@
+"""`daguerre gateway` and `daguerre worker`: the two long-running process kinds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from daguerre.config import Settings
+from daguerre.procs import die_with_parent
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("DAGUERRE_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Schema checks at every start-up are routine, not news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def serve_gateway(host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    die_with_parent()
+    _logging()
+    settings = Settings()
+    uvicorn.run(
+        "daguerre.gateway.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=os.environ.get("DAGUERRE_LOG_LEVEL", "info").lower(),
+        # Open SSE streams would otherwise hold a shutdown forever.
+        timeout_graceful_shutdown=5,
+    )
+
+
+def serve_worker(pool: str) -> None:
+    from daguerre.workers.worker import run_worker
+
+    die_with_parent()
+    _logging()
+    settings = Settings()
+    if pool not in settings.pools:
+        sys.exit(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
+    asyncio.run(run_worker(settings, pool))
+    # Temporal's core threads can trip over interpreter teardown ("PyGILState_Release");
+    # everything is closed by now, so leave without it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

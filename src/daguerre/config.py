@@ -1,0 +1,152 @@
+"""One place for every setting. Each can be set from the environment as
+``DAGUERRE_<NAME>``, structured ones as JSON (a JSON value replaces the whole default),
+e.g. ``DAGUERRE_POOLS='{"chat": {}, "api": {"concurrency": 2}}'``. Every setting has a
+default that works on a laptop with nothing else installed (`daguerre up`)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ModelCatalogEntry(BaseModel):
+    """What the gateway may accept for one model, without importing the model.
+
+    ``sizes`` are square edge lengths in pixels; ``auto_size`` is what ``size="auto"``
+    means. Keeping this as data lets the gateway validate requests with no torch.
+    """
+
+    sizes: list[int] = Field(default_factory=lambda: [64, 128, 256, 512, 1024])
+    auto_size: int = 512
+
+    @model_validator(mode="after")
+    def _auto_is_supported(self) -> ModelCatalogEntry:
+        if self.auto_size not in self.sizes:
+            raise ValueError(f"auto_size {self.auto_size} is not one of sizes {self.sizes}")
+        return self
+
+    def size_names(self) -> list[str]:
+        return ["auto", *(f"{s}x{s}" for s in self.sizes)]
+
+
+class PoolSettings(BaseModel):
+    """An isolated slice of compute: its own Temporal task queue and worker processes."""
+
+    task_queue: str = ""  # "": daguerre-<pool name>
+    # Renders one worker process runs at once. CPU backends gain nothing above 1.
+    concurrency: int = Field(default=1, ge=1)
+    # Worker processes `daguerre up` starts for this pool.
+    processes: int = Field(default=1, ge=0)
+
+
+def _default_pools() -> dict[str, PoolSettings]:
+    return {"chat": PoolSettings(), "api": PoolSettings()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DAGUERRE_",
+        extra="ignore",
+    )
+
+    # --- places -------------------------------------------------------------------------
+    data_dir: Path = Path(".daguerre")
+    database_url: str | None = None  # None: SQLite file <data_dir>/daguerre.db (WAL)
+    blob_dir: Path | None = None  # None: <data_dir>/blobs
+
+    # --- gateway ------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Base for image URLs handed to clients; None: the URL the request came in on.
+    public_url: str | None = None
+    # Signs image URLs. None: a random secret kept in <data_dir>/url-signing.key, which is
+    # fine for one gateway; several gateways must share one value.
+    url_signing_secret: SecretStr | None = None
+    image_url_ttl_s: int = 3600
+    max_body_bytes: int = 1_000_000
+    # How long POST /v1/images/generations waits for its job before answering 503.
+    sync_wait_timeout_s: float = 900.0
+    # How often the database-backed progress feed looks at a job row.
+    events_poll_interval_s: float = 0.15
+
+    # --- engine (Temporal) --------------------------------------------------------------
+    temporal_address: str | None = None  # None: `daguerre up` runs a local dev server
+    temporal_port: int = 7233  # port of that local dev server
+    temporal_namespace: str = "default"
+    # A safety net for tests; production leaves it unset so a backlog never times out.
+    workflow_execution_timeout_s: float | None = None
+    render_max_attempts: int = Field(default=5, ge=1)
+    retry_initial_interval_s: float = 1.0
+    render_attempt_timeout_s: float = 1800.0
+    heartbeat_timeout_s: float = 10.0
+
+    # --- pools and products -------------------------------------------------------------
+    pools: dict[str, PoolSettings] = Field(default_factory=_default_pools)
+    product_pools: dict[str, str] = Field(default_factory=lambda: {"chat": "chat", "api": "api"})
+    # Temporal priority keys (1..5): lower runs sooner; the account is the fairness key.
+    tier_priorities: dict[str, int] = Field(
+        default_factory=lambda: {"pro": 1, "plus": 2, "free": 3}
+    )
+
+    # --- models and rendering -----------------------------------------------------------
+    model: str = "builtin"  # registry name the workers load
+    device: str = "cpu"  # passed to the model's setup()
+    # Keyword arguments for the backend's constructor, e.g. {"threads": 1} for builtin:
+    # two CPU workers on two cores each wanting every core slows both down badly.
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    # Modules a worker imports before building the model, e.g. to register a test backend
+    # in daguerre.models.registry.BACKENDS. Comma separated in the environment.
+    model_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    models: dict[str, ModelCatalogEntry] = Field(
+        default_factory=lambda: {"builtin": ModelCatalogEntry()}
+    )
+    checkpoint_every: int = Field(default=4, ge=1)  # steps between render checkpoints
+    # At most one progress update (job row + preview image) per this many seconds:
+    # watchers poll every ~150 ms, so writing every step of a fast model is wasted work.
+    progress_interval_s: float = Field(default=0.1, ge=0)
+    # For tests and demos only: a pause after each step so a render can be interrupted.
+    render_step_delay_s: float = 0.0
+
+    @field_validator("model_plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _pools_exist(self) -> Settings:
+        for name, pool in self.pools.items():
+            if not pool.task_queue:
+                pool.task_queue = f"daguerre-{name}"
+        unknown = {p for p in self.product_pools.values() if p not in self.pools}
+        if unknown:
+            raise ValueError(f"product_pools names unknown pools {sorted(unknown)}")
+        if not self.pools:
+            raise ValueError("at least one pool is needed")
+        return self
+
+    # --- derived ------------------------------------------------------------------------
+    @cached_property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'daguerre.db').resolve()}"
+
+    @cached_property
+    def blobs_path(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+    def pool_for_product(self, product: str) -> str:
+        """The pool serving ``product``; unknown products share the first pool."""
+        return self.product_pools.get(product) or next(iter(self.pools))
+
+    def priority_for_tier(self, tier: str) -> int:
+        return self.tier_priorities.get(tier, max(self.tier_priorities.values(), default=3))
+
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.port}"

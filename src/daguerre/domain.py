@@ -1,0 +1,131 @@
+"""Typed records shared by the gateway, the engine, the workers and the store.
+
+Plain dataclasses and string enums: Temporal's default converter carries them in
+workflow histories as JSON, and the database stores the enums as text, so adding a
+value (``deferred`` is next) needs no migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Tier(StrEnum):
+    FREE = "free"
+    PLUS = "plus"
+    PRO = "pro"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+# Once a job reaches one of these it never changes again ("terminal is sticky"), which is
+# what makes concurrent writers (a retried activity, a cancel, a failure path) safe.
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
+
+
+class ErrorCode(StrEnum):
+    """Why a job did not succeed; the gateway maps these to HTTP statuses."""
+
+    INVALID_REQUEST = "invalid_request"  # the model refused the input: the client's to fix
+    RENDER_FAILED = "render_failed"  # every attempt failed: ours to fix
+    CANCELLED = "cancelled"
+
+
+class OutputFormat(StrEnum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+
+    @property
+    def media_type(self) -> str:
+        return f"image/{self.value}"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to render. Sizes are already resolved (no ``auto``)."""
+
+    prompt: str
+    model: str
+    n: int = 1
+    width: int = 512
+    height: int = 512
+    output_format: str = OutputFormat.PNG.value
+    output_compression: int | None = None
+    seed: int = 0
+    steps: int | None = None
+    quality: str | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    tier: str
+    product: str
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    job_id: str
+    index: int
+    account_id: str
+    blob_key: str
+    encoding_key: str | None
+    media_type: str
+    width: int
+    height: int
+
+
+@dataclass
+class JobRecord:
+    """One row of the jobs table, as the rest of the code sees it."""
+
+    id: str
+    account_id: str
+    pool: str
+    status: JobStatus
+    spec: JobSpec
+    created_at: float
+    step: int = 0
+    total_steps: int | None = None
+    preview_key: str | None = None
+    resumed_from_step: int | None = None
+    attempts: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    images: list[ImageRecord] = field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What a watcher of a job learns: its state now, and a preview when there is one."""
+
+    kind: str  # "state" | "progress" | "completed" | "failed" | "cancelled"
+    job: JobRecord
+    preview_png: bytes | None = None
+
+
+def default_seed(job_id: str) -> int:
+    """A stable seed per job, so a retried render draws the same picture."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big")

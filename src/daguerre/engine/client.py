@@ -1,0 +1,163 @@
+"""The facade the gateway uses to talk to Temporal: submit, status, cancel, ping.
+
+It connects lazily (and again after a failure), so a gateway can start before the
+Temporal server and ride out the server's restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Protocol
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from daguerre.config import Settings
+from daguerre.domain import JobSpec
+from daguerre.engine.contracts import WORKFLOW, GenerateImageInput, RenderPolicy
+
+
+class EngineUnavailable(RuntimeError):
+    """Temporal could not be reached (after a few quick retries)."""
+
+
+class Engine(Protocol):
+    async def submit(
+        self, job_id: str, spec: JobSpec, pool: str, priority: int, fairness_key: str
+    ) -> None:
+        """Start the job's workflow; submitting the same job id again does nothing."""
+        ...
+
+    async def cancel(self, job_id: str) -> None: ...
+
+    async def wait_closed(self, job_id: str) -> None:
+        """Return once the job's workflow has closed, whatever its outcome. It is told
+        by Temporal (a long poll), so it is prompt; raises EngineUnavailable if Temporal
+        cannot say."""
+        ...
+
+    async def status(self, job_id: str) -> str | None:
+        """The workflow's execution status name (e.g. "RUNNING"), or None if unknown."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def render_policy(settings: Settings) -> RenderPolicy:
+    return RenderPolicy(
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        attempt_timeout_s=settings.render_attempt_timeout_s,
+        max_attempts=settings.render_max_attempts,
+        initial_interval_s=settings.retry_initial_interval_s,
+    )
+
+
+async def connect(settings: Settings, address: str | None = None) -> Client:
+    target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    return await Client.connect(target, namespace=settings.temporal_namespace)
+
+
+class TemporalEngine:
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    async def _get(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await connect(self._settings)
+                except (RuntimeError, OSError) as err:
+                    raise EngineUnavailable(f"cannot reach Temporal: {err}") from err
+            return self._client
+
+    async def submit(
+        self, job_id: str, spec: JobSpec, pool: str, priority: int, fairness_key: str
+    ) -> None:
+        settings = self._settings
+        timeout = settings.workflow_execution_timeout_s
+        delays = [0.2, 0.5, 1.0]
+        for attempt in range(len(delays) + 1):
+            try:
+                client = await self._get()
+                await client.start_workflow(
+                    WORKFLOW,
+                    GenerateImageInput(job_id=job_id, spec=spec, policy=render_policy(settings)),
+                    id=job_id,
+                    task_queue=settings.pools[pool].task_queue,
+                    # A second submit of a running job attaches to it; of a finished one,
+                    # is refused (and ignored below): never two workflows for one job.
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    execution_timeout=timedelta(seconds=timeout) if timeout else None,
+                    priority=Priority(priority_key=priority, fairness_key=fairness_key[:64]),
+                    rpc_timeout=timedelta(seconds=10),
+                )
+                return
+            except WorkflowAlreadyStartedError:
+                return
+            except (EngineUnavailable, RPCError) as err:
+                if isinstance(err, RPCError) and err.status not in _TRANSIENT:
+                    raise
+                if attempt == len(delays):
+                    raise EngineUnavailable(str(err)) from err
+                await asyncio.sleep(delays[attempt])
+
+    async def cancel(self, job_id: str) -> None:
+        client = await self._get()
+        try:
+            await client.get_workflow_handle(job_id).cancel(rpc_timeout=timedelta(seconds=10))
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise EngineUnavailable(str(err)) from err
+
+    async def wait_closed(self, job_id: str) -> None:
+        client = await self._get()
+        try:
+            await client.get_workflow_handle(job_id).result(follow_runs=False)
+        except WorkflowFailureError:
+            return  # failed, cancelled, terminated or timed out: closed all the same
+        except RPCError as err:
+            raise EngineUnavailable(str(err)) from err
+
+    async def status(self, job_id: str) -> str | None:
+        client = await self._get()
+        try:
+            desc = await client.get_workflow_handle(job_id).describe(
+                rpc_timeout=timedelta(seconds=5)
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise EngineUnavailable(str(err)) from err
+        status: WorkflowExecutionStatus | None = desc.status
+        return status.name if status is not None else None
+
+    async def ping(self) -> bool:
+        try:
+            client = await self._get()
+            return await client.service_client.check_health(timeout=timedelta(seconds=2))
+        except (EngineUnavailable, RPCError):
+            return False
+
+    async def close(self) -> None:
+        # The SDK has no explicit close; dropping the last reference lets the core client go.
+        self._client = None
+
+
+_TRANSIENT = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.INTERNAL,
+    RPCStatusCode.UNKNOWN,
+}

@@ -1,0 +1,78 @@
+"""Names and typed inputs/outputs of the workflow and its activities.
+
+The workflow refers to activities by name, so this module (not the worker code that
+implements them) is all the workflow and the gateway need to import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from daguerre.domain import JobSpec
+
+WORKFLOW = "GenerateImage"
+RENDER_ACTIVITY = "daguerre.render"
+FINALIZE_ACTIVITY = "daguerre.finalize"
+
+# ApplicationError types a retry cannot fix: the workflow fails the job at once.
+NON_RETRYABLE_ERRORS = ["ModelInputError", "JobNotFound", "WrongModel"]
+
+
+def control_queue(task_queue: str) -> str:
+    """Where a pool's bookkeeping activities run, so that marking a job failed or
+    cancelled never waits behind that pool's render backlog."""
+    return f"{task_queue}-control"
+
+
+@dataclass(frozen=True)
+class RenderPolicy:
+    """Timeouts and retries for the render activity, chosen by the submitter's settings
+    (a workflow cannot read settings: it must be deterministic)."""
+
+    heartbeat_timeout_s: float = 10.0
+    attempt_timeout_s: float = 1800.0
+    max_attempts: int = 5
+    initial_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class GenerateImageInput:
+    job_id: str
+    spec: JobSpec
+    policy: RenderPolicy = field(default_factory=RenderPolicy)
+
+
+@dataclass(frozen=True)
+class GenerateImageOutput:
+    job_id: str
+    status: str
+    image_ids: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderInput:
+    job_id: str
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    job_id: str
+    status: str  # the job's status when the activity ended
+    image_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FinalizeInput:
+    """Move a job to a terminal status (unless it already has one), with a reason."""
+
+    job_id: str
+    status: str
+    reason: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class FinalizeOutput:
+    changed: bool

@@ -1,0 +1,65 @@
+"""Request dependencies, as ``Annotated`` aliases the routers use in signatures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Header, Request
+
+from daguerre.domain import Account
+from daguerre.gateway.errors import APIError
+from daguerre.gateway.services import Services
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_NO_KEY = (
+    "You didn't provide an API key. Send it in an Authorization header using Bearer "
+    "auth (Authorization: Bearer YOUR_KEY). `daguerre keys create` makes one."
+)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _masked(key: str) -> str:
+    return f"{key[:6]}***{key[-4:]}" if len(key) > 12 else "***"
+
+
+async def optional_account(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Account | None:
+    """The caller's account, None without an Authorization header, 401 for a bad key."""
+    key = _bearer(authorization)
+    if authorization is None:
+        return None
+    if key is None:
+        raise APIError(401, _NO_KEY, code="invalid_api_key")
+    account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
+    if account is None:
+        raise APIError(401, f"Incorrect API key provided: {_masked(key)}.", code="invalid_api_key")
+    return account
+
+
+async def current_account(
+    account: Annotated[Account | None, Depends(optional_account)],
+) -> Account:
+    if account is None:
+        raise APIError(401, _NO_KEY, code="invalid_api_key")
+    return account
+
+
+AccountDep = Annotated[Account, Depends(current_account)]
+OptionalAccountDep = Annotated[Account | None, Depends(optional_account)]

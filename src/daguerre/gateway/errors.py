@@ -1,0 +1,174 @@
+"""Errors in OpenAI's shape, ``{"error": {message, type, param, code}}``, for every
+failure the gateway can answer: bad input is a 400 that names the field, never a 422
+or a 500, so the official clients raise their usual exceptions with a useful message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type
+        self.headers = headers
+
+    def response(self) -> JSONResponse:
+        return error_response(
+            self.status,
+            self.message,
+            param=self.param,
+            code=self.code,
+            type=self.type,
+            headers=self.headers,
+        )
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    type: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def not_found(message: str) -> APIError:
+    return APIError(404, message, code="not_found")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _field(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def _validation_message(error: dict[str, Any]) -> tuple[str, str | None, str]:
+    kind = error.get("type", "")
+    loc = tuple(error.get("loc", ()))
+    field = _field(loc)
+    if kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "invalid JSON")
+        return f"The request body is not valid JSON ({reason}).", None, "invalid_json"
+    if loc == ("body",) or field is None:
+        if kind == "missing":
+            return "The request needs a JSON body.", None, "missing_body"
+        return "The request body must be a JSON object.", None, "invalid_json"
+    if kind == "missing":
+        return f"Missing required parameter: '{field}'.", field, "missing_required_parameter"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    got = error.get("input")
+    shown = ""
+    if isinstance(got, int | float | bool) or (isinstance(got, str) and len(got) <= 40):
+        shown = f" (got {got!r})"
+    return f"Invalid value for '{field}': {message}{shown}.", field, "invalid_value"
+
+
+async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return exc.response()
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    message, param, code = (
+        _validation_message(errors[0]) if errors else ("Invalid request.", None, "invalid_value")
+    )
+    return error_response(400, message, param=param, code=code)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        return error_response(404, message, code="unknown_url")
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+        return error_response(405, message, code="method_not_allowed")
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+async def _on_body_too_large(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(413, str(exc), code="request_too_large")
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(
+        500, "The server had an error while processing your request.", type="server_error"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(BodyTooLarge, _on_body_too_large)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        message = f"The request body is larger than the limit of {limit} bytes."
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await error_response(413, message, code="request_too_large")(scope, receive, send)
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(message)
+            return msg
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,249 @@
+"""What the routers do with jobs: validate against the catalog, record, submit, cancel,
+and describe. Kept out of the routers so both APIs share it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+
+import anyio
+
+from daguerre.config import ModelCatalogEntry, Settings
+from daguerre.domain import (
+    Account,
+    ErrorCode,
+    ImageRecord,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    default_seed,
+)
+from daguerre.engine.client import EngineUnavailable
+from daguerre.gateway.errors import APIError, bad_request, not_found
+from daguerre.gateway.schemas import ImagePublic, JobPublic, RenderParams
+from daguerre.gateway.services import Services
+
+_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, int]:
+    if size == "auto":
+        return entry.auto_size, entry.auto_size
+    match = _SIZE.match(size)
+    if match is not None:
+        width, height = int(match[1]), int(match[2])
+        if width == height and width in entry.sizes:
+            return width, height
+    supported = ", ".join(entry.size_names())
+    raise bad_request(
+        f"Invalid value for 'size': {size!r} is not supported by model '{model}'. "
+        f"Supported sizes: {supported}.",
+        param="size",
+        code="unsupported_size",
+    )
+
+
+def resolve_spec(
+    settings: Settings,
+    params: RenderParams,
+    job_id: str,
+    seed: int | None = None,
+    steps: int | None = None,
+) -> JobSpec:
+    """The job to run, or a 400 naming the field the catalog cannot serve."""
+    model = params.model or settings.model
+    entry = settings.models.get(model)
+    if entry is None:
+        known = ", ".join(sorted(settings.models))
+        raise bad_request(
+            f"Invalid value for 'model': unknown model '{model}'. Known models: {known}.",
+            param="model",
+            code="model_not_found",
+        )
+    width, height = resolve_size(params.size, model, entry)
+    return JobSpec(
+        prompt=params.prompt,
+        model=model,
+        n=params.n,
+        width=width,
+        height=height,
+        output_format=params.output_format,
+        output_compression=params.output_compression,
+        seed=seed if seed is not None else default_seed(job_id),
+        steps=steps,
+        quality=params.quality,
+    )
+
+
+def new_job_id(account: Account, client_id: str | None, idempotency_key: str | None) -> str:
+    """The client's own id, one derived from its Idempotency-Key, or a fresh one."""
+    if client_id:
+        return client_id
+    if idempotency_key:
+        digest = hashlib.sha256(f"{account.id}\n{idempotency_key}".encode()).hexdigest()
+        return f"job_{digest[:32]}"
+    return f"job_{secrets.token_hex(12)}"
+
+
+async def submit(services: Services, account: Account, job_id: str, spec: JobSpec) -> JobRecord:
+    """Record the job, then start its workflow. Submitting the same id again is safe:
+    it returns the existing job (and restarts nothing)."""
+    settings = services.settings
+    pool = settings.pool_for_product(account.product)
+    jobs = services.store.jobs
+    job, created = await anyio.to_thread.run_sync(jobs.create, job_id, account.id, pool, spec)
+    if job.account_id != account.id:
+        raise APIError(409, f"The job id '{job_id}' is already taken.", param="id", code="conflict")
+    if not created and job.spec != spec:
+        raise APIError(
+            409,
+            f"The job id '{job_id}' was already used for a different request.",
+            param="id",
+            code="conflict",
+        )
+    if job.is_terminal:
+        return job
+    try:
+        # Also for an existing job: the first submit may have died before this call.
+        await services.engine.submit(
+            job.id, spec, pool, settings.priority_for_tier(account.tier), account.id
+        )
+    except EngineUnavailable as err:
+        if created:  # never acknowledged, so never owed: forget it
+            await anyio.to_thread.run_sync(jobs.discard, job.id)
+        raise APIError(
+            503,
+            "The render engine is unavailable; please retry shortly.",
+            type="server_error",
+            code="engine_unavailable",
+            headers={"Retry-After": "5"},
+        ) from err
+    return job
+
+
+async def owned_job(services: Services, account: Account, job_id: str) -> JobRecord:
+    """The job if it belongs to ``account``; otherwise the same 404 as a missing one."""
+    job = await anyio.to_thread.run_sync(services.store.jobs.get, job_id)
+    if job is None or job.account_id != account.id:
+        raise not_found(f"No job found with id '{job_id}'.")
+    return job
+
+
+async def cancel(services: Services, account: Account, job_id: str) -> JobRecord:
+    job = await owned_job(services, account, job_id)
+    if job.status is JobStatus.CANCELLED:
+        return job
+    if job.is_terminal:
+        raise APIError(
+            409,
+            f"Job '{job_id}' already {job.status.value}; there is nothing to cancel.",
+            code="job_finished",
+        )
+    try:
+        await services.engine.cancel(job.id)
+    except EngineUnavailable as err:
+        raise APIError(
+            503,
+            "The render engine is unavailable; please retry the cancel shortly.",
+            type="server_error",
+            code="engine_unavailable",
+            headers={"Retry-After": "5"},
+        ) from err
+    # The workflow marks the job too, but the caller deserves the answer now.
+    jobs = services.store.jobs
+    await anyio.to_thread.run_sync(
+        jobs.finish, job.id, JobStatus.CANCELLED, "cancelled by its owner", "cancelled"
+    )
+    return await owned_job(services, account, job_id)
+
+
+def image_url(services: Services, base_url: str, image: ImageRecord) -> str:
+    exp, sig = services.signer.sign(image.id)
+    base = (services.settings.public_url or base_url).rstrip("/")
+    return f"{base}/v1/images/files/{image.id}?exp={exp}&sig={sig}"
+
+
+def _estimate(services: Services, job: JobRecord) -> tuple[int | None, float | None]:
+    """(queued jobs ahead, seconds until this one starts), for a queued job only."""
+    if job.status is not JobStatus.QUEUED:
+        return None, None
+    jobs = services.store.jobs
+    ahead = jobs.queue_position(job)
+    render_s = jobs.recent_render_seconds(job.pool)
+    if render_s is None:
+        return ahead, None
+    pool = services.settings.pools[job.pool]
+    capacity = max(1, pool.processes * pool.concurrency)
+    # Running jobs are on average half done.
+    backlog = ahead + 0.5 * jobs.running_count(job.pool)
+    return ahead, round(backlog / capacity * render_s, 1)
+
+
+async def describe(services: Services, job: JobRecord, base_url: str) -> JobPublic:
+    position, wait = await anyio.to_thread.run_sync(_estimate, services, job)
+    spec = job.spec
+    return JobPublic(
+        id=job.id,
+        status=job.status.value,
+        created_at=int(job.created_at),
+        model=spec.model,
+        prompt=spec.prompt,
+        n=spec.n,
+        size=f"{spec.width}x{spec.height}",
+        output_format=spec.output_format,
+        queue_position=position,
+        estimated_wait_s=wait,
+        step=job.step,
+        total_steps=job.total_steps,
+        resumed_from_step=job.resumed_from_step,
+        attempts=job.attempts,
+        error=job.error,
+        error_code=job.error_code,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        images=[
+            ImagePublic(
+                id=image.id,
+                url=image_url(services, base_url, image),
+                media_type=image.media_type,
+                width=image.width,
+                height=image.height,
+            )
+            for image in job.images
+        ],
+        events_url=f"{base_url.rstrip('/')}/v1/jobs/{job.id}/events",
+    )
+
+
+async def wait_finished(services: Services, job_id: str) -> JobRecord | None:
+    """The job once it is final. Two ways to learn it, whichever comes first: Temporal
+    saying the workflow closed (prompt: a long poll), and the progress feed polling the
+    row (every ~150 ms, and independent of Temporal's health)."""
+    jobs = services.store.jobs
+    polled = asyncio.create_task(services.feed.wait(job_id))
+    pushed = asyncio.create_task(services.engine.wait_closed(job_id))
+    try:
+        await asyncio.wait({polled, pushed}, return_when=asyncio.FIRST_COMPLETED)
+        if polled.done():
+            return polled.result()
+        if pushed.exception() is None:
+            # Every path through the workflow finalizes the row before the workflow closes.
+            job = await anyio.to_thread.run_sync(jobs.get, job_id)
+            if job is None or job.is_terminal:
+                return job
+            # Closed without finishing the job: terminated or timed out by an operator.
+            await anyio.to_thread.run_sync(
+                jobs.finish,
+                job_id,
+                JobStatus.FAILED,
+                "the job's workflow ended without finishing it (terminated or timed out)",
+                ErrorCode.RENDER_FAILED,
+            )
+        return await polled
+    finally:
+        polled.cancel()
+        pushed.cancel()
+        # Retrieve a failure of the losing task so asyncio does not log it as unhandled.
+        await asyncio.gather(polled, pushed, return_exceptions=True)

@@ -1,0 +1,145 @@
+"""Request and response bodies. ``...Create`` comes in, ``...Public`` goes out.
+
+Field checks that need no settings live here, so FastAPI reports them (as a 400 that
+names the field, see errors.py); checks against the model catalog live in jobs.py.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_PROMPT_CHARS = 32_000
+MAX_IMAGES = 10
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
+
+
+class RenderParams(BaseModel):
+    """What to draw: shared by the OpenAI endpoint and the native job API."""
+
+    # Unknown fields are accepted and ignored, as are the OpenAI ones that do not apply
+    # (background, moderation, style): clients written for OpenAI keep working.
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str
+    model: str | None = Field(default=None, description="Default: the served model.")
+    n: int = Field(default=1, ge=1, le=MAX_IMAGES)
+    size: str = Field(default="auto", description='"auto" or "WIDTHxHEIGHT", e.g. "512x512".')
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    quality: Quality | None = None
+    background: str | None = None
+    moderation: str | None = None
+    style: str | None = None
+    user: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fits(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty; describe the image to draw")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"the prompt has {len(value)} characters; the limit is {MAX_PROMPT_CHARS}"
+            )
+        return value
+
+
+class ImageGenerateCreate(RenderParams):
+    """POST /v1/images/generations, as in OpenAI's Images API."""
+
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    stream: bool | None = None
+    partial_images: int | None = Field(default=None, ge=0, le=3)
+
+
+class JobCreate(RenderParams):
+    """POST /v1/jobs: the native, asynchronous API."""
+
+    id: str | None = Field(
+        default=None,
+        pattern=JOB_ID_PATTERN,
+        description="Your own id for the job: submitting it again returns the same job.",
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    steps: int | None = Field(default=None, ge=1, le=1000)
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+class InputTokensDetails(BaseModel):
+    text_tokens: int
+    image_tokens: int = 0
+
+
+class Usage(BaseModel):
+    total_tokens: int
+    input_tokens: int
+    output_tokens: int
+    input_tokens_details: InputTokensDetails
+
+
+class ImagesPublic(BaseModel):
+    created: int
+    data: list[ImageData]
+    usage: Usage
+    background: str | None = None
+    output_format: str
+    quality: str | None = None
+    size: str
+
+
+class ImagePublic(BaseModel):
+    id: str
+    url: str
+    media_type: str
+    width: int
+    height: int
+
+
+class JobPublic(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    status: str
+    created_at: int
+    model: str
+    prompt: str
+    n: int
+    size: str
+    output_format: str
+    queue_position: int | None = Field(
+        default=None, description="Queued jobs ahead of this one in its pool."
+    )
+    estimated_wait_s: float | None = Field(
+        default=None, description="Rough time until this job starts, from recent renders."
+    )
+    step: int
+    total_steps: int | None = None
+    resumed_from_step: int | None = None
+    attempts: int
+    error: str | None = None
+    error_code: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    images: list[ImagePublic] = Field(default_factory=list)
+    events_url: str
+
+
+class ModelPublic(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "daguerre"
+    sizes: list[str]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]

@@ -1,0 +1,69 @@
+"""Blob storage for images, encodings, previews and render checkpoints.
+
+Keys are relative slash-separated paths such as ``images/<job>/0.png``. The local
+store writes through a temporary file and a rename, so a reader (or a process that
+crashed mid-write) never sees half a blob; an S3-compatible store can implement the
+same protocol later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+_KEY = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes:
+        """The blob's bytes; raises KeyError if there is none."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every blob under ``prefix/``; missing ones are fine."""
+        ...
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        # Keys come from our own code, but a check here keeps any future caller from
+        # escaping the root with "..".
+        if not _KEY.match(key) or any(part in {".", ".."} for part in key.split("/")):
+            raise ValueError(f"invalid blob key {key!r}")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)

@@ -1,0 +1,243 @@
+"""The jobs and images tables, as the gateway and the workers use them.
+
+Every state change is one conditional UPDATE that starts its transaction, so writers
+never race a stale read (and SQLite never has to upgrade a read lock). A terminal
+status is sticky: a late retry, a cancel and a failure path can all write without
+checking each other first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from daguerre.domain import (
+    TERMINAL_STATUSES,
+    ImageRecord,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+)
+from daguerre.store.tables import ImageRow, JobRow, UTCDateTime, utcnow
+
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _image(row: ImageRow) -> ImageRecord:
+    return ImageRecord(
+        id=row.id,
+        job_id=row.job_id,
+        index=row.index,
+        account_id=row.account_id,
+        blob_key=row.blob_key,
+        encoding_key=row.encoding_key,
+        media_type=row.media_type,
+        width=row.width,
+        height=row.height,
+    )
+
+
+def _job(row: JobRow, images: Sequence[ImageRow] = ()) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        account_id=row.account_id,
+        pool=row.pool,
+        status=JobStatus(row.status),
+        spec=JobSpec(**row.spec),
+        created_at=row.created_at.timestamp(),
+        step=row.step,
+        total_steps=row.total_steps,
+        preview_key=row.preview_key,
+        resumed_from_step=row.resumed_from_step,
+        attempts=row.attempts,
+        error=row.error,
+        error_code=row.error_code,
+        started_at=_ts(row.started_at),
+        finished_at=_ts(row.finished_at),
+        images=[_image(i) for i in sorted(images, key=lambda i: i.index)],
+    )
+
+
+class JobStore:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session]) -> None:
+        self._engine = engine
+        self._sessions = sessions
+
+    # --- gateway side -------------------------------------------------------------------
+    def create(
+        self, job_id: str, account_id: str, pool: str, spec: JobSpec
+    ) -> tuple[JobRecord, bool]:
+        """Record a queued job. Returns (job, created); an existing id returns that job."""
+        row = JobRow(
+            id=job_id,
+            account_id=account_id,
+            pool=pool,
+            model=spec.model,
+            status=JobStatus.QUEUED.value,
+            spec=dataclasses.asdict(spec),
+            step=0,
+            attempts=0,
+        )
+        try:
+            with self._sessions.begin() as session:
+                session.add(row)
+            return _job(row), True
+        except IntegrityError:
+            existing = self.get(job_id)
+            if existing is None:  # an account vanished underneath us; not a duplicate
+                raise
+            return existing, False
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._sessions() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                return None
+            images = session.scalars(select(ImageRow).where(ImageRow.job_id == job_id)).all()
+            return _job(row, images)
+
+    def get_image(self, image_id: str) -> ImageRecord | None:
+        with self._sessions() as session:
+            row = session.get(ImageRow, image_id)
+            return _image(row) if row is not None else None
+
+    def queue_position(self, job: JobRecord) -> int:
+        """How many queued jobs of the same pool arrived before this one."""
+        created = datetime.fromtimestamp(job.created_at, UTC)
+        with self._sessions() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(JobRow)
+                .where(
+                    JobRow.pool == job.pool,
+                    JobRow.status == JobStatus.QUEUED.value,
+                    or_(
+                        JobRow.created_at < created,
+                        and_(JobRow.created_at == created, JobRow.id < job.id),
+                    ),
+                )
+            )
+        return int(count or 0)
+
+    def running_count(self, pool: str) -> int:
+        with self._sessions() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(JobRow)
+                .where(JobRow.pool == pool, JobRow.status == JobStatus.RUNNING.value)
+            )
+        return int(count or 0)
+
+    def recent_render_seconds(self, pool: str, sample: int = 20) -> float | None:
+        """Mean start-to-finish time of the pool's latest successful renders."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(JobRow.started_at, JobRow.finished_at)
+                .where(
+                    JobRow.pool == pool,
+                    JobRow.status == JobStatus.SUCCEEDED.value,
+                    JobRow.started_at.is_not(None),
+                    JobRow.finished_at.is_not(None),
+                )
+                .order_by(JobRow.finished_at.desc())
+                .limit(sample)
+            ).all()
+        spans = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
+        return sum(spans) / len(spans) if spans else None
+
+    # --- state changes (worker side, plus cancel and fail) ------------------------------
+    def _update(self, job_id: str, *conditions: Any, **values: Any) -> bool:
+        values["updated_at"] = utcnow()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(JobRow).where(JobRow.id == job_id, *conditions).values(**values)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    def mark_running(
+        self, job_id: str, attempt: int, total_steps: int, resumed_from_step: int | None
+    ) -> bool:
+        """Start (or restart) a render. False if the job has already finished."""
+        now = utcnow()
+        return self._update(
+            job_id,
+            JobRow.status.not_in(_TERMINAL),
+            status=JobStatus.RUNNING.value,
+            attempts=attempt,
+            total_steps=total_steps,
+            resumed_from_step=resumed_from_step,
+            step=resumed_from_step or 0,
+            started_at=func.coalesce(JobRow.started_at, literal(now, UTCDateTime())),
+        )
+
+    def record_progress(self, job_id: str, step: int, preview_key: str | None) -> bool:
+        """Note a finished step. False means the job stopped running (e.g. was cancelled)."""
+        values: dict[str, Any] = {"step": step}
+        if preview_key is not None:
+            values["preview_key"] = preview_key
+        return self._update(job_id, JobRow.status == JobStatus.RUNNING.value, **values)
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str | None = None,
+        error_code: str | None = None,
+    ) -> bool:
+        """Move a job to a terminal status unless it is already in one."""
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"{status} is not a terminal status")
+        return self._update(
+            job_id,
+            JobRow.status.not_in(_TERMINAL),
+            status=status.value,
+            error=error,
+            error_code=error_code,
+            finished_at=utcnow(),
+        )
+
+    def discard(self, job_id: str) -> None:
+        """Forget a job that was never acknowledged (its workflow could not be started)."""
+        with self._sessions.begin() as session:
+            session.execute(
+                delete(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
+            )
+
+    def complete(self, job_id: str, images: Sequence[ImageRecord]) -> bool:
+        """Store the images (upsert by job and index) and mark the job succeeded, atomically."""
+        now = utcnow()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.not_in(_TERMINAL))
+                .values(
+                    status=JobStatus.SUCCEEDED.value,
+                    step=JobRow.total_steps,
+                    finished_at=now,
+                    updated_at=now,
+                    error=None,
+                )
+            )
+            if not getattr(result, "rowcount", 0):
+                return False
+            for image in images:
+                session.execute(self._upsert_image(image))
+        return True
+
+    def _upsert_image(self, image: ImageRecord) -> Any:
+        values = dataclasses.asdict(image)
+        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(ImageRow).values(**values, created_at=utcnow())
+        changing = {k: stmt.excluded[k] for k in values if k not in ("job_id", "index")}
+        return stmt.on_conflict_do_update(index_elements=["job_id", "index"], set_=changing)

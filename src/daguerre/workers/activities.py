@@ -1,0 +1,207 @@
+"""The render and finalize activities.
+
+Render drives the model's loop itself so that between steps it can heartbeat, write a
+checkpoint every ``checkpoint_every`` steps, publish progress (with a preview), and
+notice a cancel. Activities run at least once, so everything it stores is keyed by job
+id and image index and written as an upsert: running it twice gives the same result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from daguerre.config import Settings
+from daguerre.domain import ImageRecord, JobRecord, JobSpec, JobStatus, OutputFormat
+from daguerre.engine.contracts import (
+    FINALIZE_ACTIVITY,
+    RENDER_ACTIVITY,
+    FinalizeInput,
+    FinalizeOutput,
+    RenderInput,
+    RenderOutput,
+)
+from daguerre.models.base import ModelInputError, RenderRequest, RenderResult, RenderState
+from daguerre.store import Store
+from daguerre.store.progress import DatabaseProgressSink
+from daguerre.workers import imaging
+from daguerre.workers.runtime import ModelRuntime
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_key(job_id: str, step: int) -> str:
+    return f"checkpoints/{job_id}/{step:06d}.state"
+
+
+def image_id(job_id: str, index: int) -> str:
+    return f"img-{job_id}-{index}"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What the last attempt told Temporal in its heartbeat."""
+
+    step: int = 0
+    checkpoint: str | None = None
+
+    @classmethod
+    def from_details(cls, details: Any) -> Resume:
+        if not details:
+            return cls()
+        last = details[-1]
+        if not isinstance(last, dict):
+            return cls()
+        return cls(step=int(last.get("step") or 0), checkpoint=last.get("checkpoint"))
+
+
+class RenderActivities:
+    def __init__(self, runtime: ModelRuntime, store: Store, settings: Settings) -> None:
+        self._runtime = runtime
+        self._store = store
+        self._settings = settings
+        self._progress = DatabaseProgressSink(store.jobs, store.blobs)
+
+    @activity.defn(name=RENDER_ACTIVITY)
+    async def render(self, inp: RenderInput) -> RenderOutput:
+        info = activity.info()
+        job = await anyio.to_thread.run_sync(self._store.jobs.get, inp.job_id)
+        if job is None:
+            raise ApplicationError(f"job {inp.job_id} does not exist", type="JobNotFound")
+        if job.is_terminal:
+            # An earlier attempt finished the job (or its owner cancelled it); say so again.
+            return RenderOutput(inp.job_id, job.status.value, [i.id for i in job.images])
+        if inp.spec.model != self._runtime.name:
+            raise ApplicationError(
+                f"model {inp.spec.model!r} is not served by this pool "
+                f"(its workers run {self._runtime.name!r})",
+                type="WrongModel",
+            )
+
+        try:
+            return await self._render(job, inp.spec, Resume.from_details(info.heartbeat_details))
+        except ModelInputError as err:
+            raise ApplicationError(str(err), type="ModelInputError") from err
+
+    async def _render(self, job: JobRecord, spec: JobSpec, resume: Resume) -> RenderOutput:
+        attempt = activity.info().attempt
+        model = self._runtime.model
+        requests = self._runtime.requests_for(spec)
+        state, resumed_from = await self._start_or_resume(job, requests, resume, attempt)
+        running = await anyio.to_thread.run_sync(
+            self._store.jobs.mark_running, job.id, attempt, state.total_steps, resumed_from
+        )
+        if not running:
+            return await self._current(job.id)
+
+        # Keep naming the checkpoint we resumed from until there is a newer one, so that
+        # a second crash before the next checkpoint still does not start over.
+        checkpoint = resume.checkpoint if resumed_from else None
+        activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+        settings = self._settings
+        clock = asyncio.get_running_loop().time
+        published = clock()
+        while state.step < state.total_steps:
+            state = await self._runtime.call(model.step, state)
+            if state.step % settings.checkpoint_every == 0 and state.step < state.total_steps:
+                checkpoint = await self._checkpoint(job.id, state)
+            if clock() - published >= settings.progress_interval_s:
+                published = clock()
+                if not await self._publish(job.id, state):
+                    return await self._current(job.id)  # cancelled or failed meanwhile
+            activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+            if settings.render_step_delay_s:
+                await asyncio.sleep(settings.render_step_delay_s)
+
+        results = await self._runtime.call(model.finish, state)
+        images = await anyio.to_thread.run_sync(self._store_results, job, spec, results)
+        if not await anyio.to_thread.run_sync(self._store.jobs.complete, job.id, images):
+            return await self._current(job.id)
+        await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{job.id}")
+        return RenderOutput(job.id, JobStatus.SUCCEEDED.value, [i.id for i in images])
+
+    @activity.defn(name=FINALIZE_ACTIVITY)
+    async def finalize(self, inp: FinalizeInput) -> FinalizeOutput:
+        changed = await anyio.to_thread.run_sync(
+            self._store.jobs.finish, inp.job_id, JobStatus(inp.status), inp.reason, inp.error_code
+        )
+        await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{inp.job_id}")
+        return FinalizeOutput(changed=changed)
+
+    # --- steps of a render ---------------------------------------------------------------
+    async def _start_or_resume(
+        self, job: JobRecord, requests: list[RenderRequest], resume: Resume, attempt: int
+    ) -> tuple[RenderState, int | None]:
+        """The state to render from, and the step resumed from (None on a first attempt)."""
+        model = self._runtime.model
+        if resume.checkpoint is not None:
+            try:
+                data = await anyio.to_thread.run_sync(self._store.blobs.get, resume.checkpoint)
+                state = await self._runtime.call(model.load_state, data, requests)
+                log.info("job %s: attempt %d resumes at step %d", job.id, attempt, state.step)
+                return state, state.step
+            except KeyError:
+                log.warning(
+                    "job %s: checkpoint %s is gone; starting over", job.id, resume.checkpoint
+                )
+        state = await self._runtime.call(model.start, requests)
+        return state, (0 if attempt > 1 else None)
+
+    async def _checkpoint(self, job_id: str, state: RenderState) -> str:
+        # Earlier checkpoints stay until the job ends: the attempt that resumes reads the
+        # key from the last heartbeat Temporal recorded, which may lag behind this one.
+        data = await self._runtime.call(self._runtime.model.save_state, state)
+        key = checkpoint_key(job_id, state.step)
+        await anyio.to_thread.run_sync(self._store.blobs.put, key, data)
+        return key
+
+    async def _publish(self, job_id: str, state: RenderState) -> bool:
+        preview_png = await self._runtime.call(self._preview_png, state)
+        return await anyio.to_thread.run_sync(
+            self._progress.publish, job_id, state.step, preview_png
+        )
+
+    def _preview_png(self, state: RenderState) -> bytes | None:
+        preview = self._runtime.model.preview(state, 0)
+        return imaging.png(preview) if preview is not None else None
+
+    def _store_results(
+        self, job: JobRecord, spec: JobSpec, results: list[RenderResult]
+    ) -> list[ImageRecord]:
+        fmt = OutputFormat(spec.output_format)
+        images = []
+        for index, result in enumerate(results):
+            picture = imaging.fit(result.image, spec.width, spec.height)
+            blob_key = f"images/{job.id}/{index}.{fmt.value}"
+            self._store.blobs.put(blob_key, imaging.encode(picture, fmt, spec.output_compression))
+            encoding_key = None
+            if result.encoding is not None:
+                # The model's own encoding, kept for later edits of this image.
+                encoding_key = f"images/{job.id}/{index}.encoding"
+                self._store.blobs.put(encoding_key, result.encoding)
+            images.append(
+                ImageRecord(
+                    id=image_id(job.id, index),
+                    job_id=job.id,
+                    index=index,
+                    account_id=job.account_id,
+                    blob_key=blob_key,
+                    encoding_key=encoding_key,
+                    media_type=fmt.media_type,
+                    width=picture.width,
+                    height=picture.height,
+                )
+            )
+        return images
+
+    async def _current(self, job_id: str) -> RenderOutput:
+        job = await anyio.to_thread.run_sync(self._store.jobs.get, job_id)
+        status = job.status.value if job is not None else JobStatus.FAILED.value
+        images = [i.id for i in job.images] if job is not None else []
+        return RenderOutput(job_id, status, images)

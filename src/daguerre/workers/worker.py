@@ -1,0 +1,97 @@
+"""`daguerre worker --pool NAME`: serve one pool's task queue until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from daguerre.config import Settings
+from daguerre.engine.client import connect
+from daguerre.engine.contracts import control_queue
+from daguerre.engine.workflows import GenerateImage
+from daguerre.store import open_store
+from daguerre.workers.activities import RenderActivities
+from daguerre.workers.runtime import ModelRuntime
+
+log = logging.getLogger(__name__)
+
+
+async def connect_with_retry(settings: Settings, timeout_s: float = 60.0) -> Client:
+    """Temporal may still be starting (or restarting): keep trying for a while."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    delay = 0.2
+    while True:
+        try:
+            return await connect(settings)
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+@asynccontextmanager
+async def pool_workers(
+    settings: Settings, pool: str, client: Client, runtime: ModelRuntime
+) -> AsyncIterator[list[Worker]]:
+    """The Temporal workers of one pool, running until the block ends."""
+    if pool not in settings.pools:
+        raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
+    pool_settings = settings.pools[pool]
+    store = open_store(settings)
+    activities = RenderActivities(runtime, store, settings)
+    workers = [
+        Worker(
+            client,
+            task_queue=pool_settings.task_queue,
+            workflows=[GenerateImage],
+            activities=[activities.render],
+            max_concurrent_activities=pool_settings.concurrency,
+            # Eager dispatch would hand a job's render straight back to this worker,
+            # skipping the queue's priority and fairness order.
+            disable_eager_activity_execution=True,
+            graceful_shutdown_timeout=timedelta(seconds=2),
+        ),
+        Worker(
+            client,
+            task_queue=control_queue(pool_settings.task_queue),
+            activities=[activities.finalize],
+            max_concurrent_activities=4,
+            graceful_shutdown_timeout=timedelta(seconds=2),
+        ),
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield workers
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        store.close()
+
+
+async def run_worker(settings: Settings, pool: str) -> None:
+    """Load the model, connect, and serve until SIGINT/SIGTERM."""
+    if pool not in settings.pools:
+        raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
+    concurrency = settings.pools[pool].concurrency
+    runtime = await asyncio.to_thread(ModelRuntime.load, settings, concurrency)
+    log.info("model %s ready", settings.model)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = await connect_with_retry(settings)
+    try:
+        async with pool_workers(settings, pool, client, runtime):
+            log.info("serving pool %s on %s", pool, settings.pools[pool].task_queue)
+            await stop.wait()
+    finally:
+        runtime.close()

@@ -1,0 +1,117 @@
+"""The job table's state machine, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from daguerre.domain import Account, ImageRecord, JobSpec, JobStatus
+from daguerre.store import Store
+
+SPEC = JobSpec(prompt="a red circle", model="builtin", n=2, width=64, height=64, seed=7)
+
+
+@pytest.fixture
+def account(store: Store) -> Account:
+    return store.accounts.create_account("alice", "plus", "chat")
+
+
+def image(job_id: str, account: Account, index: int, key: str = "k") -> ImageRecord:
+    return ImageRecord(
+        f"img-{job_id}-{index}", job_id, index, account.id, f"{key}/{index}", None,
+        "image/png", 64, 64,
+    )  # fmt: skip
+
+
+def test_api_keys_are_hashed_and_authenticate(store: Store, account: Account) -> None:
+    key = store.accounts.create_api_key(account.id)
+    assert key.startswith("dg-")
+    assert store.accounts.authenticate(key) == account
+    assert store.accounts.authenticate(key + "x") is None
+    with store.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT key_hash FROM api_keys").scalar()
+    assert stored != key and len(stored) == 64
+
+
+def test_create_is_idempotent_by_id(store: Store, account: Account) -> None:
+    job, created = store.jobs.create("j1", account.id, "chat", SPEC)
+    assert created and job.status is JobStatus.QUEUED and job.spec == SPEC
+    again, created_again = store.jobs.create("j1", account.id, "chat", SPEC)
+    assert not created_again and again.id == "j1" and again.created_at == job.created_at
+
+
+def test_lifecycle_to_success_with_idempotent_images(store: Store, account: Account) -> None:
+    store.jobs.create("j1", account.id, "chat", SPEC)
+    assert store.jobs.mark_running("j1", attempt=1, total_steps=8, resumed_from_step=None)
+    assert store.jobs.record_progress("j1", 3, "previews/j1/latest.png")
+    job = store.jobs.get("j1")
+    assert job is not None
+    assert (job.status, job.step, job.total_steps, job.preview_key) == (
+        JobStatus.RUNNING, 3, 8, "previews/j1/latest.png"
+    )  # fmt: skip
+    # a retried attempt resumes from a checkpoint
+    assert store.jobs.mark_running("j1", attempt=2, total_steps=8, resumed_from_step=2)
+    images = [image("j1", account, 0), image("j1", account, 1)]
+    assert store.jobs.complete("j1", images)
+    assert not store.jobs.complete("j1", images)  # already done: no second write
+    job = store.jobs.get("j1")
+    assert job is not None
+    assert job.status is JobStatus.SUCCEEDED and job.step == 8
+    assert (job.attempts, job.resumed_from_step) == (2, 2)
+    assert [i.id for i in job.images] == ["img-j1-0", "img-j1-1"]
+    assert job.started_at is not None and job.finished_at is not None
+    assert store.jobs.get_image("img-j1-1") == images[1]
+
+
+def test_terminal_status_is_sticky(store: Store, account: Account) -> None:
+    store.jobs.create("j1", account.id, "chat", SPEC)
+    assert store.jobs.finish("j1", JobStatus.CANCELLED, "by owner", "cancelled")
+    assert not store.jobs.finish("j1", JobStatus.FAILED, "late failure")
+    assert not store.jobs.mark_running("j1", 2, 8, None)
+    assert not store.jobs.record_progress("j1", 4, None)
+    assert not store.jobs.complete("j1", [image("j1", account, 0)])
+    job = store.jobs.get("j1")
+    assert job is not None
+    assert (job.status, job.error, job.error_code, job.images) == (
+        JobStatus.CANCELLED, "by owner", "cancelled", []
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="not a terminal"):
+        store.jobs.finish("j1", JobStatus.RUNNING)
+
+
+def test_progress_only_while_running(store: Store, account: Account) -> None:
+    store.jobs.create("j1", account.id, "chat", SPEC)
+    assert not store.jobs.record_progress("j1", 1, None)
+
+
+def test_queue_position_and_counts(store: Store, account: Account) -> None:
+    for name in ("a", "b", "c"):
+        store.jobs.create(name, account.id, "chat", SPEC)
+    store.jobs.create("other-pool", account.id, "api", SPEC)
+    jobs = {name: store.jobs.get(name) for name in ("a", "b", "c", "other-pool")}
+    assert [store.jobs.queue_position(jobs[n]) for n in "abc"] == [0, 1, 2]  # type: ignore[arg-type]
+    assert store.jobs.queue_position(jobs["other-pool"]) == 0  # type: ignore[arg-type]
+    store.jobs.mark_running("a", 1, 8, None)
+    assert store.jobs.queue_position(jobs["c"]) == 1  # type: ignore[arg-type]
+    assert store.jobs.running_count("chat") == 1
+
+
+def test_recent_render_seconds(store: Store, account: Account) -> None:
+    assert store.jobs.recent_render_seconds("chat") is None
+    store.jobs.create("a", account.id, "chat", SPEC)
+    store.jobs.mark_running("a", 1, 8, None)
+    time.sleep(0.05)
+    store.jobs.complete("a", [])
+    seconds = store.jobs.recent_render_seconds("chat")
+    assert seconds is not None and 0.04 < seconds < 5
+
+
+def test_discard_only_forgets_queued_jobs(store: Store, account: Account) -> None:
+    store.jobs.create("a", account.id, "chat", SPEC)
+    store.jobs.create("b", account.id, "chat", SPEC)
+    store.jobs.mark_running("b", 1, 8, None)
+    store.jobs.discard("a")
+    store.jobs.discard("b")
+    assert store.jobs.get("a") is None
+    assert store.jobs.get("b") is not None

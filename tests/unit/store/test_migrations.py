@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+
+from daguerre.config import Settings
+from daguerre.store import Store, open_store
+from daguerre.store.migrate import current_revision, upgrade_head
+
+
+def test_upgrade_head_creates_the_tables(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
+    assert current_revision(store.engine) == "0001"
+
+
+def test_upgrade_is_idempotent(store: Store) -> None:
+    upgrade_head(store.engine)
+    upgrade_head(store.engine)
+    assert current_revision(store.engine) == "0001"
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = open_store(Settings(data_dir=tmp_path))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert (tmp_path / "daguerre.db").exists()
+    store.close()

@@ -1,0 +1,171 @@
+"""The render activity outside Temporal (ActivityEnvironment), with the fake model."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
+from daguerre.config import Settings
+from daguerre.domain import JobSpec, JobStatus
+from daguerre.engine.contracts import FinalizeInput, RenderInput
+from daguerre.store import Store, open_store
+from daguerre.workers.activities import RenderActivities, Resume, checkpoint_key
+from daguerre.workers.runtime import ModelRuntime
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # Progress on every step, so a test can see (and cancel at) each one.
+    return Settings(data_dir=tmp_path, model="fake", checkpoint_every=2, progress_interval_s=0)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    store = open_store(settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def activities(settings: Settings, store: Store) -> Iterator[RenderActivities]:
+    runtime = ModelRuntime.load(settings)
+    yield RenderActivities(runtime, store, settings)
+    runtime.close()
+
+
+def submit(store: Store, job_id: str, **spec: Any) -> RenderInput:
+    account = store.accounts.create_account("a", "free", "api")
+    fields = {"prompt": "a red circle", "model": "fake", "width": 128, "height": 128, **spec}
+    job_spec = JobSpec(**fields)
+    store.jobs.create(job_id, account.id, "api", job_spec)
+    return RenderInput(job_id=job_id, spec=job_spec)
+
+
+def env_with(heartbeats: list[Any], attempt: int = 1, details: list[Any] | None = None) -> Any:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt, heartbeat_details=details or [])
+    env.on_heartbeat = lambda *d: heartbeats.append(d[0])
+    return env
+
+
+async def test_render_stores_images_checkpoints_and_heartbeats(
+    activities: RenderActivities, store: Store
+) -> None:
+    inp = submit(store, "j1", n=2, steps=6, output_format="webp")
+    heartbeats: list[Any] = []
+    out = await env_with(heartbeats).run(activities.render, inp)
+    assert out.status == "succeeded"
+    assert out.image_ids == ["img-j1-0", "img-j1-1"]
+    assert [h["step"] for h in heartbeats] == [0, 1, 2, 3, 4, 5, 6]
+    # a checkpoint every 2 steps (none at the end), named in the heartbeats
+    assert [h["checkpoint"] for h in heartbeats] == [
+        None, None, checkpoint_key("j1", 2), checkpoint_key("j1", 2),
+        checkpoint_key("j1", 4), checkpoint_key("j1", 4), checkpoint_key("j1", 4),
+    ]  # fmt: skip
+    job = store.jobs.get("j1")
+    assert job is not None
+    assert job.status is JobStatus.SUCCEEDED and job.resumed_from_step is None
+    image = Image.open(io.BytesIO(store.blobs.get(job.images[0].blob_key)))
+    assert image.format == "WEBP" and image.size == (128, 128)
+    assert job.images[0].encoding_key and store.blobs.exists(job.images[0].encoding_key)
+    assert store.blobs.exists("previews/j1/latest.png")
+    assert not store.blobs.exists(checkpoint_key("j1", 2))  # cleaned up after success
+
+
+async def test_a_retry_resumes_from_the_checkpoint_in_its_heartbeat(
+    activities: RenderActivities, store: Store
+) -> None:
+    inp = submit(store, "j2", steps=8)
+    model = activities._runtime.model
+    state = model.start(activities._runtime.requests_for(inp.spec))
+    for _ in range(4):
+        state = model.step(state)
+    store.blobs.put(checkpoint_key("j2", 4), model.save_state(state))
+    heartbeats: list[Any] = []
+    details = [{"step": 5, "checkpoint": checkpoint_key("j2", 4)}]
+    out = await env_with(heartbeats, attempt=2, details=details).run(activities.render, inp)
+    assert out.status == "succeeded"
+    # it names the checkpoint it resumed from until it writes a newer one
+    assert heartbeats[0] == {"step": 4, "checkpoint": checkpoint_key("j2", 4)}
+    assert heartbeats[1] == {"step": 5, "checkpoint": checkpoint_key("j2", 4)}
+    assert heartbeats[2] == {"step": 6, "checkpoint": checkpoint_key("j2", 6)}
+    job = store.jobs.get("j2")
+    assert job is not None and job.resumed_from_step == 4 and job.attempts == 2
+
+
+async def test_a_retry_without_a_checkpoint_starts_over(
+    activities: RenderActivities, store: Store
+) -> None:
+    inp = submit(store, "j3", steps=3)
+    details = [{"step": 1, "checkpoint": "checkpoints/j3/000099.state"}]  # lost
+    await env_with([], attempt=3, details=details).run(activities.render, inp)
+    job = store.jobs.get("j3")
+    assert job is not None and job.status is JobStatus.SUCCEEDED and job.resumed_from_step == 0
+
+
+async def test_rendering_a_finished_job_again_changes_nothing(
+    activities: RenderActivities, store: Store
+) -> None:
+    inp = submit(store, "j4", steps=2)
+    first = await env_with([]).run(activities.render, inp)
+    heartbeats: list[Any] = []
+    second = await env_with(heartbeats, attempt=2).run(activities.render, inp)
+    assert first == second and heartbeats == []
+
+
+async def test_a_cancelled_job_stops_rendering(activities: RenderActivities, store: Store) -> None:
+    inp = submit(store, "j5", steps=50)
+    heartbeats: list[Any] = []
+
+    def on_heartbeat(detail: Any) -> None:
+        heartbeats.append(detail)
+        if detail["step"] == 3:
+            store.jobs.finish("j5", JobStatus.CANCELLED, "by owner")
+
+    env = env_with([])
+    env.on_heartbeat = on_heartbeat
+    out = await env.run(activities.render, inp)
+    assert out.status == "cancelled"
+    assert heartbeats[-1]["step"] <= 4
+
+
+async def test_model_input_errors_are_not_retryable(
+    activities: RenderActivities, store: Store
+) -> None:
+    inp = submit(store, "j6", prompt="fail:input")
+    with pytest.raises(ApplicationError) as raised:
+        await env_with([]).run(activities.render, inp)
+    assert raised.value.type == "ModelInputError"
+
+
+async def test_wrong_model_is_refused(activities: RenderActivities, store: Store) -> None:
+    inp = submit(store, "j7", model="builtin")
+    with pytest.raises(ApplicationError) as raised:
+        await env_with([]).run(activities.render, inp)
+    assert raised.value.type == "WrongModel"
+
+
+async def test_finalize_marks_and_cleans_up(activities: RenderActivities, store: Store) -> None:
+    submit(store, "j8")
+    store.blobs.put(checkpoint_key("j8", 2), b"state")
+    inp = FinalizeInput("j8", "failed", "it broke", "render_failed")
+    assert (await ActivityEnvironment().run(activities.finalize, inp)).changed
+    assert not (await ActivityEnvironment().run(activities.finalize, inp)).changed
+    job = store.jobs.get("j8")
+    assert job is not None and (job.status, job.error) == (JobStatus.FAILED, "it broke")
+    assert not store.blobs.exists(checkpoint_key("j8", 2))
+
+
+def test_resume_reads_the_last_heartbeat() -> None:
+    assert Resume.from_details([]) == Resume()
+    assert Resume.from_details(["junk"]) == Resume()
+    assert Resume.from_details([{"step": 4, "checkpoint": "k"}]) == Resume(4, "k")
