@@ -355,7 +355,8 @@ class Launcher:
             f"  Data:      {self.data_dir}\n"
             f"Try:\n"
             f"  export DAGUERRE_API_KEY={key}\n"
-            f'  daguerre generate "a large red circle in the center" -o out.png\n'
+            '  daguerre generate "a large red circle in the center, on a white background" '
+            "-o out.png\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
