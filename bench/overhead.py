@@ -66,7 +66,9 @@ def model_seconds_per_image(model_name: str, size: int, count: int, threads: int
 class Stack:
     """A private `daguerre up` with one api worker."""
 
-    def __init__(self, model: str, data_dir: Path, threads: int) -> None:
+    def __init__(
+        self, model: str, data_dir: Path, threads: int, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DAGUERRE_")}
         env.update(
@@ -80,6 +82,7 @@ class Stack:
             DAGUERRE_PRODUCT_POOLS=json.dumps({"api": "api", "chat": "api"}),
             DAGUERRE_MODEL_OPTIONS=json.dumps(model_options(model, threads)),
         )
+        env.update(extra_env or {})
         if model == "fake":
             env["DAGUERRE_MODEL_PLUGINS"] = "tests.support.fake_model"
             env["DAGUERRE_MODELS"] = json.dumps({"fake": {"sizes": [64, 128, 256, 512]}})

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     sync_wait_timeout_s: float = 900.0
     # How often the database-backed progress feed looks at a job row.
     events_poll_interval_s: float = 0.15
+    # POST /v1/images/edits: its body limit (it carries images), how many images, and
+    # the most pixels one may have (checked before it is decoded: decompression bombs).
+    max_upload_bytes: int = 25_000_000
+    max_upload_images: int = Field(default=16, ge=1)
+    max_upload_pixels: int = Field(default=4096 * 4096, ge=1)
+    # Progress events through Redis pub/sub (e.g. redis://host:6379/0) instead of polling
+    # the job row; the row stays the record, so a late client still gets the state.
+    redis_url: str | None = None
+    # With Redis: how often a watcher still reads the row, for changes nobody announced.
+    redis_fallback_poll_s: float = 1.0
 
     # --- engine (Temporal) --------------------------------------------------------------
     temporal_address: str | None = None  # None: `daguerre up` runs a local dev server

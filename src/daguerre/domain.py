@@ -68,6 +68,41 @@ class JobSpec:
     seed: int = 0
     steps: int | None = None
     quality: str | None = None
+    # An edit: blob keys of the source image, its mask (OpenAI's meaning: alpha 0 may
+    # change) and the model's own encoding of the source when Daguerre made it. Images
+    # travel by blob key, never inside Temporal payloads.
+    source_key: str | None = None
+    mask_key: str | None = None
+    source_encoding_key: str | None = None
+    # How many partial images a streaming client asked for (0-3); see partial_steps().
+    partial_images: int = 0
+
+    @property
+    def is_edit(self) -> bool:
+        return self.source_key is not None or self.source_encoding_key is not None
+
+
+def partial_steps(total_steps: int, partial_images: int) -> list[int]:
+    """The render steps after which partial image 0, 1, ... is taken: spread evenly over
+    the render and never the last step (that one is the final image). Worker and gateway
+    both use it, so the gateway knows which partial a step means without being told.
+    For 8 steps: 1 partial -> [4], 2 -> [3, 5], 3 -> [2, 4, 6]."""
+    if partial_images <= 0 or total_steps <= 1:
+        return []
+    count = min(partial_images, total_steps - 1)
+    steps = [round(total_steps * (j + 1) / (count + 1)) for j in range(count)]
+    # Rounding can repeat a step for short renders; keep them strictly increasing.
+    out: list[int] = []
+    for step in steps:
+        step = max(step, out[-1] + 1 if out else 1)
+        if step < total_steps:
+            out.append(step)
+    return out
+
+
+def partial_key(job_id: str, index: int, output_format: str) -> str:
+    """Blob of partial image ``index`` of a job, already at the requested size and format."""
+    return f"previews/{job_id}/partial-{index}.{output_format}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +150,28 @@ class JobRecord:
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    id: str
+    account_id: str
+    title: str | None
+    created_at: float
+    updated_at: float
+    turn_count: int = 0
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    id: str
+    conversation_id: str
+    index: int  # from 1
+    prompt: str
+    mode: str  # "new" | "edit"
+    parent_turn_id: str | None
+    job_id: str
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ import io
 import anyio
 from PIL import Image
 
-from daguerre.domain import ImageRecord, JobSpec, JobStatus, OutputFormat
+from daguerre.domain import (
+    ImageRecord,
+    JobSpec,
+    JobStatus,
+    OutputFormat,
+    partial_key,
+    partial_steps,
+)
 from daguerre.engine.client import EngineUnavailable
 from daguerre.store import Store
 from daguerre.store.progress import DatabaseProgressSink
@@ -50,8 +57,12 @@ class FakeEngine:
         jobs, blobs = self.store.jobs, self.store.blobs
         sink = DatabaseProgressSink(jobs, blobs)
         await anyio.to_thread.run_sync(jobs.mark_running, job_id, 1, self.steps, None)
+        partials = partial_steps(self.steps, spec.partial_images)
         for step in range(1, self.steps + 1):
             await asyncio.sleep(self.step_delay_s)
+            if step in partials:  # as the worker does: the partial before the step
+                key = partial_key(job_id, partials.index(step), spec.output_format)
+                blobs.put(key, png_bytes(spec.width, (step, step, step), spec.output_format))
             if not await anyio.to_thread.run_sync(sink.publish, job_id, step, png_bytes(8)):
                 return
         job = await anyio.to_thread.run_sync(jobs.get, job_id)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from daguerre.config import Settings
 from daguerre.engine.client import Engine
 from daguerre.gateway.errors import BodyLimitMiddleware, install_error_handlers
-from daguerre.gateway.routes import health, images, jobs, models
+from daguerre.gateway.routes import conversations, health, images, jobs, models
 from daguerre.gateway.services import Services
 from daguerre.store import Store
 
@@ -38,7 +38,11 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (health, images, jobs, models):
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        path_limits={"/v1/images/edits": settings.max_upload_bytes},
+    )
+    for module in (health, images, jobs, models, conversations):
         app.include_router(module.router)
     return app

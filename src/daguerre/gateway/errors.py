@@ -144,17 +144,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` before anything parses them."""
+    """Refuses request bodies over ``max_bytes`` before anything parses them.
+    ``path_limits`` gives some paths their own limit (image uploads are larger)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         message = f"The request body is larger than the limit of {limit} bytes."
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -56,6 +56,48 @@ class ImageGenerateCreate(RenderParams):
     partial_images: int | None = Field(default=None, ge=0, le=3)
 
 
+class ImageEditCreate(ImageGenerateCreate):
+    """The text fields of POST /v1/images/edits (multipart); the images come as files."""
+
+    input_fidelity: str | None = None
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str | None = Field(default=None, max_length=200)
+
+
+class ConversationUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(max_length=200)
+
+
+class TurnCreate(BaseModel):
+    """A prompt in a conversation. ``edit`` reworks the image of the previous turn (or
+    of ``from_turn``, to branch from an earlier image); ``new`` draws from scratch;
+    ``auto`` edits when there is a previous image."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    mode: Literal["auto", "new", "edit"] = "auto"
+    from_turn: int | None = Field(default=None, ge=1, description="Turn number (1 = first).")
+    model: str | None = None
+    size: str = Field(
+        default="auto", description="For new images; an edit keeps its source's size."
+    )
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty; describe the image to draw or the change")
+        return value
+
+
 class JobCreate(RenderParams):
     """POST /v1/jobs: the native, asynchronous API."""
 
@@ -143,3 +185,39 @@ class ModelPublic(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelPublic]
+
+
+class TurnImage(BaseModel):
+    id: str
+    url: str
+    width: int
+    height: int
+
+
+class TurnPublic(BaseModel):
+    id: str
+    object: Literal["conversation.turn"] = "conversation.turn"
+    conversation_id: str
+    index: int = Field(description="Turn number, from 1.")
+    prompt: str
+    mode: Literal["new", "edit"] = Field(description="What the turn did (auto resolved).")
+    parent_turn: int | None = Field(default=None, description="The turn whose image it edits.")
+    parent_turn_id: str | None = None
+    created_at: int
+    image: TurnImage | None = Field(default=None, description="Once its job succeeded.")
+    job: JobPublic
+
+
+class ConversationPublic(BaseModel):
+    id: str
+    object: Literal["conversation"] = "conversation"
+    title: str | None = None
+    created_at: int
+    updated_at: int
+    turn_count: int = 0
+    turns: list[TurnPublic] | None = Field(default=None, description="On GET of one only.")
+
+
+class ConversationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ConversationPublic]

@@ -10,7 +10,7 @@ from daguerre.config import Settings
 from daguerre.engine.client import Engine, TemporalEngine
 from daguerre.gateway.signing import UrlSigner
 from daguerre.store import Store, open_store
-from daguerre.store.progress import PollingProgressFeed, ProgressFeed
+from daguerre.store.progress import ProgressFeed, progress_feed
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Services:
             settings=settings,
             store=store,
             engine=engine if engine is not None else TemporalEngine(settings),
-            feed=PollingProgressFeed(store.jobs, store.blobs, settings.events_poll_interval_s),
+            feed=progress_feed(settings, store.jobs, store.blobs),
             signer=UrlSigner.from_settings(settings),
         )
 

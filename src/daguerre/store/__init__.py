@@ -9,11 +9,20 @@ from sqlalchemy import Engine, text
 from daguerre.config import Settings
 from daguerre.store.accounts import AccountStore
 from daguerre.store.blobs import BlobStore, LocalBlobStore
+from daguerre.store.conversations import ConversationStore
 from daguerre.store.db import make_engine, make_sessions
 from daguerre.store.jobs import JobStore
 from daguerre.store.migrate import upgrade_head
 
-__all__ = ["AccountStore", "BlobStore", "JobStore", "LocalBlobStore", "Store", "open_store"]
+__all__ = [
+    "AccountStore",
+    "BlobStore",
+    "ConversationStore",
+    "JobStore",
+    "LocalBlobStore",
+    "Store",
+    "open_store",
+]
 
 
 @dataclass
@@ -22,6 +31,7 @@ class Store:
     accounts: AccountStore
     jobs: JobStore
     blobs: BlobStore
+    conversations: ConversationStore
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -43,4 +53,5 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         accounts=AccountStore(sessions),
         jobs=JobStore(engine, sessions),
         blobs=LocalBlobStore(settings.blobs_path),
+        conversations=ConversationStore(sessions),
     )

@@ -3,18 +3,22 @@
 Two small interfaces: a worker publishes to a ``ProgressSink`` and the gateway reads a
 ``ProgressFeed``. The embedded implementation goes through the database: the worker
 writes the step and a preview blob key to the job row, and the feed polls the row.
-That costs one indexed read per watcher every ~150 ms and needs nothing else running;
-a Redis pub/sub pair can replace both sides later without touching their callers.
+That costs one indexed read per watcher every ~150 ms and needs nothing else running.
+With ``redis_url`` set, ``redis_progress`` adds pub/sub on top: the row stays the
+record (so a late watcher still starts from the latest state), and a watcher reads it
+when an event arrives instead of on a timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 import anyio
 
+from daguerre.config import Settings
 from daguerre.domain import JobRecord, JobStatus, ProgressEvent
 from daguerre.store.blobs import BlobStore
 from daguerre.store.jobs import JobStore
@@ -34,6 +38,10 @@ def preview_key(job_id: str) -> str:
 class ProgressSink(Protocol):
     def publish(self, job_id: str, step: int, preview_png: bytes | None) -> bool:
         """Record that ``step`` is done. False means the job is no longer running."""
+        ...
+
+    def notify(self, job_id: str) -> None:
+        """Tell watchers the job row changed otherwise (it finished, failed, ...)."""
         ...
 
 
@@ -59,6 +67,13 @@ class DatabaseProgressSink:
             self._blobs.put(key, preview_png)
         return self._jobs.record_progress(job_id, step, key)
 
+    def notify(self, job_id: str) -> None:
+        pass  # watchers poll the row
+
+
+# Waits until the row may have changed; returns when it is worth reading again.
+Signal = Callable[[], Awaitable[None]]
+
 
 class PollingProgressFeed:
     def __init__(self, jobs: JobStore, blobs: BlobStore, interval_s: float = 0.15) -> None:
@@ -74,22 +89,33 @@ class PollingProgressFeed:
         except KeyError:
             return None
 
+    @asynccontextmanager
+    async def _signals(self, job_id: str) -> AsyncIterator[Signal]:
+        """How this feed learns that a row may have changed: here, a timer."""
+
+        async def tick() -> None:
+            await asyncio.sleep(self._interval_s)
+
+        yield tick
+
     async def _changes(self, job_id: str) -> AsyncIterator[JobRecord]:
         """The row now, then each time its status or step changes, until it is terminal."""
-        job = await anyio.to_thread.run_sync(self._jobs.get, job_id)
-        if job is None:
-            return
-        yield job
-        seen = (job.status, job.step)
-        while not job.is_terminal:
-            await asyncio.sleep(self._interval_s)
-            fresh = await anyio.to_thread.run_sync(self._jobs.get, job_id)
-            if fresh is None:
+        # Listen before the first read, so that no change falls between the two.
+        async with self._signals(job_id) as changed:
+            job = await anyio.to_thread.run_sync(self._jobs.get, job_id)
+            if job is None:
                 return
-            job = fresh
-            if (job.status, job.step) != seen:
-                seen = (job.status, job.step)
-                yield job
+            yield job
+            seen = (job.status, job.step)
+            while not job.is_terminal:
+                await changed()
+                fresh = await anyio.to_thread.run_sync(self._jobs.get, job_id)
+                if fresh is None:
+                    return
+                job = fresh
+                if (job.status, job.step) != seen:
+                    seen = (job.status, job.step)
+                    yield job
 
     async def watch(self, job_id: str) -> AsyncIterator[ProgressEvent]:
         first = True
@@ -108,3 +134,22 @@ class PollingProgressFeed:
         async for job in self._changes(job_id):
             last = job
         return last
+
+
+def progress_sink(settings: Settings, jobs: JobStore, blobs: BlobStore) -> ProgressSink:
+    """The worker's side: the database, plus Redis pub/sub when ``redis_url`` is set."""
+    sink = DatabaseProgressSink(jobs, blobs)
+    if settings.redis_url:
+        from daguerre.store.redis_progress import RedisProgressSink
+
+        return RedisProgressSink(sink, settings.redis_url)
+    return sink
+
+
+def progress_feed(settings: Settings, jobs: JobStore, blobs: BlobStore) -> ProgressFeed:
+    """The gateway's side, matching ``progress_sink``."""
+    if settings.redis_url:
+        from daguerre.store.redis_progress import RedisProgressFeed
+
+        return RedisProgressFeed(jobs, blobs, settings.redis_url, settings.redis_fallback_poll_s)
+    return PollingProgressFeed(jobs, blobs, settings.events_poll_interval_s)

@@ -18,7 +18,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from daguerre.config import Settings
-from daguerre.domain import ImageRecord, JobRecord, JobSpec, JobStatus, OutputFormat
+from daguerre.domain import (
+    ImageRecord,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    OutputFormat,
+    partial_key,
+    partial_steps,
+)
 from daguerre.engine.contracts import (
     FINALIZE_ACTIVITY,
     RENDER_ACTIVITY,
@@ -29,8 +37,9 @@ from daguerre.engine.contracts import (
 )
 from daguerre.models.base import ModelInputError, RenderRequest, RenderResult, RenderState
 from daguerre.store import Store
-from daguerre.store.progress import DatabaseProgressSink
+from daguerre.store.progress import ProgressSink, progress_sink
 from daguerre.workers import imaging
+from daguerre.workers.edits import EditInputs, load_edit_inputs
 from daguerre.workers.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -66,7 +75,7 @@ class RenderActivities:
         self._runtime = runtime
         self._store = store
         self._settings = settings
-        self._progress = DatabaseProgressSink(store.jobs, store.blobs)
+        self._progress: ProgressSink = progress_sink(settings, store.jobs, store.blobs)
 
     @activity.defn(name=RENDER_ACTIVITY)
     async def render(self, inp: RenderInput) -> RenderOutput:
@@ -92,7 +101,8 @@ class RenderActivities:
     async def _render(self, job: JobRecord, spec: JobSpec, resume: Resume) -> RenderOutput:
         attempt = activity.info().attempt
         model = self._runtime.model
-        requests = self._runtime.requests_for(spec)
+        edit = await anyio.to_thread.run_sync(load_edit_inputs, self._store.blobs, spec)
+        requests = self._runtime.requests_for(spec, edit.source, edit.mask, edit.encoding)
         state, resumed_from = await self._start_or_resume(job, requests, resume, attempt)
         running = await anyio.to_thread.run_sync(
             self._store.jobs.mark_running, job.id, attempt, state.total_steps, resumed_from
@@ -107,11 +117,17 @@ class RenderActivities:
         settings = self._settings
         clock = asyncio.get_running_loop().time
         published = clock()
+        partials = partial_steps(state.total_steps, spec.partial_images)
         while state.step < state.total_steps:
             state = await self._runtime.call(model.step, state)
             if state.step % settings.checkpoint_every == 0 and state.step < state.total_steps:
                 checkpoint = await self._checkpoint(job.id, state)
-            if clock() - published >= settings.progress_interval_s:
+            partial = partials.index(state.step) if state.step in partials else None
+            if partial is not None:
+                # Written before the step is published: a watcher that sees the step
+                # finds the partial image already there.
+                await self._partial(job.id, spec, state, partial)
+            if partial is not None or clock() - published >= settings.progress_interval_s:
                 published = clock()
                 if not await self._publish(job.id, state):
                     return await self._current(job.id)  # cancelled or failed meanwhile
@@ -120,9 +136,10 @@ class RenderActivities:
                 await asyncio.sleep(settings.render_step_delay_s)
 
         results = await self._runtime.call(model.finish, state)
-        images = await anyio.to_thread.run_sync(self._store_results, job, spec, results)
+        images = await anyio.to_thread.run_sync(self._store_results, job, spec, results, edit)
         if not await anyio.to_thread.run_sync(self._store.jobs.complete, job.id, images):
             return await self._current(job.id)
+        await anyio.to_thread.run_sync(self._progress.notify, job.id)
         await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{job.id}")
         return RenderOutput(job.id, JobStatus.SUCCEEDED.value, [i.id for i in images])
 
@@ -132,6 +149,8 @@ class RenderActivities:
             self._store.jobs.finish, inp.job_id, JobStatus(inp.status), inp.reason, inp.error_code
         )
         await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{inp.job_id}")
+        if changed:
+            await anyio.to_thread.run_sync(self._progress.notify, inp.job_id)
         return FinalizeOutput(changed=changed)
 
     # --- steps of a render ---------------------------------------------------------------
@@ -167,17 +186,34 @@ class RenderActivities:
             self._progress.publish, job_id, state.step, preview_png
         )
 
+    async def _partial(self, job_id: str, spec: JobSpec, state: RenderState, index: int) -> None:
+        """Partial image ``index``: the model's real preview now, upscaled (nearest) to the
+        requested size and encoded as requested, for OpenAI-style streams."""
+        data = await self._runtime.call(self._partial_bytes, spec, state)
+        if data is not None:
+            key = partial_key(job_id, index, spec.output_format)
+            await anyio.to_thread.run_sync(self._store.blobs.put, key, data)
+
+    def _partial_bytes(self, spec: JobSpec, state: RenderState) -> bytes | None:
+        preview = self._runtime.model.preview(state, 0)
+        if preview is None:
+            return None
+        picture = imaging.fit(preview, spec.width, spec.height)
+        return imaging.encode(picture, spec.output_format, spec.output_compression)
+
     def _preview_png(self, state: RenderState) -> bytes | None:
         preview = self._runtime.model.preview(state, 0)
         return imaging.png(preview) if preview is not None else None
 
     def _store_results(
-        self, job: JobRecord, spec: JobSpec, results: list[RenderResult]
+        self, job: JobRecord, spec: JobSpec, results: list[RenderResult], edit: EditInputs
     ) -> list[ImageRecord]:
         fmt = OutputFormat(spec.output_format)
         images = []
         for index, result in enumerate(results):
             picture = imaging.fit(result.image, spec.width, spec.height)
+            if edit.source is not None and edit.mask is not None:
+                picture = imaging.keep_outside_mask(picture, edit.source, edit.mask)
             blob_key = f"images/{job.id}/{index}.{fmt.value}"
             self._store.blobs.put(blob_key, imaging.encode(picture, fmt, spec.output_compression))
             encoding_key = None

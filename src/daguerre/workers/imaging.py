@@ -35,3 +35,14 @@ def encode(image: Image.Image, fmt: str, compression: int | None = None) -> byte
 
 def png(image: Image.Image) -> bytes:
     return encode(image, OutputFormat.PNG)
+
+
+def keep_outside_mask(image: Image.Image, source: Image.Image, mask: Image.Image) -> Image.Image:
+    """The source's pixels wherever the mask is opaque (OpenAI's meaning: only
+    transparent pixels may change), at ``image``'s size. The built-in model does this
+    itself; doing it again here makes it a guarantee of the service for every backend."""
+    size = image.size
+    keep = mask.convert("RGBA").getchannel("A").point(lambda a: 255 if a else 0)
+    keep = keep.resize(size, Image.Resampling.NEAREST)
+    original = source.convert("RGB").resize(size, Image.Resampling.NEAREST)
+    return Image.composite(original, image.convert("RGB"), keep)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from PIL import Image
+
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
 from daguerre.models.base import ImageModel, RenderRequest
@@ -39,8 +41,15 @@ class ModelRuntime:
         model.setup(settings.device)
         return cls(model, settings.model, concurrency)
 
-    def requests_for(self, spec: JobSpec) -> list[RenderRequest]:
-        """One request per image of the job; seeds differ so the n images differ."""
+    def requests_for(
+        self,
+        spec: JobSpec,
+        source: Image.Image | None = None,
+        mask: Image.Image | None = None,
+        source_encoding: bytes | None = None,
+    ) -> list[RenderRequest]:
+        """One request per image of the job; seeds differ so the n images differ. An edit
+        gives every request the same source, mask and encoding (see EditInputs)."""
         return [
             RenderRequest(
                 prompt=spec.prompt,
@@ -48,6 +57,9 @@ class ModelRuntime:
                 steps=spec.steps,
                 width=spec.width,
                 height=spec.height,
+                source=source,
+                mask=mask,
+                source_encoding=source_encoding,
             )
             for index in range(spec.n)
         ]

@@ -55,11 +55,10 @@ async def test_bad_response_format(gateway: Gateway) -> None:
     assert error["param"] == "response_format"
 
 
-async def test_stream_is_refused_clearly(gateway: Gateway) -> None:
-    body = {"prompt": "a", "stream": True}
+async def test_partial_images_out_of_range_is_400(gateway: Gateway) -> None:
+    body = {"prompt": "a", "stream": True, "partial_images": 4}
     error = error_of(await gateway.client.post(GENERATE, json=body, headers=gateway.auth()), 400)
-    assert error["param"] == "stream"
-    assert "/v1/jobs" in error["message"]
+    assert error["param"] == "partial_images"
 
 
 async def test_malformed_json_is_400(gateway: Gateway) -> None:

@@ -169,3 +169,39 @@ def test_resume_reads_the_last_heartbeat() -> None:
     assert Resume.from_details([]) == Resume()
     assert Resume.from_details(["junk"]) == Resume()
     assert Resume.from_details([{"step": 4, "checkpoint": "k"}]) == Resume(4, "k")
+
+
+async def test_partial_images_are_stored_at_their_steps(
+    activities: RenderActivities, store: Store
+) -> None:
+    inp = submit(store, "job-partials", partial_images=3, width=64, height=64)
+    await env_with([]).run(activities.render, inp)
+    from daguerre.domain import partial_key
+
+    for index in range(3):
+        data = store.blobs.get(partial_key("job-partials", index, "png"))
+        assert Image.open(io.BytesIO(data)).size == (64, 64)
+    with pytest.raises(KeyError):
+        store.blobs.get(partial_key("job-partials", 3, "png"))
+
+
+def test_edit_inputs_come_from_the_blob_store(store: Store) -> None:
+    from daguerre.models.base import ModelInputError
+    from daguerre.workers.edits import load_edit_inputs
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(buffer, format="PNG")
+    store.blobs.put("uploads/j/source.png", buffer.getvalue())
+    store.blobs.put("images/j/0.encoding", b"tokens")
+    spec = JobSpec(
+        prompt="p",
+        model="fake",
+        source_key="uploads/j/source.png",
+        source_encoding_key="images/j/0.encoding",
+    )
+    inputs = load_edit_inputs(store.blobs, spec)
+    assert inputs.source is not None and inputs.source.size == (32, 32)
+    assert inputs.encoding == b"tokens" and inputs.mask is None
+    assert load_edit_inputs(store.blobs, JobSpec(prompt="p", model="fake")).source is None
+    with pytest.raises(ModelInputError, match="no longer stored"):
+        load_edit_inputs(store.blobs, dataclasses.replace(spec, mask_key="uploads/j/mask.png"))

@@ -26,3 +26,18 @@ def test_encode_formats(fmt: str, pil: str) -> None:
 def test_compression_sets_quality() -> None:
     noisy = Image.effect_noise((128, 128), 60).convert("RGB")
     assert len(imaging.encode(noisy, "jpeg", 10)) < len(imaging.encode(noisy, "jpeg", 95))
+
+
+def test_keep_outside_mask_changes_only_transparent_pixels() -> None:
+    from PIL import Image
+
+    from daguerre.workers.imaging import keep_outside_mask
+
+    source = Image.new("RGB", (8, 8), (255, 255, 255))
+    drawn = Image.new("RGB", (16, 16), (0, 0, 255))
+    mask = Image.new("RGBA", (8, 8), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 4, 8))  # left half may change
+    out = keep_outside_mask(drawn, source, mask)
+    assert out.size == (16, 16)
+    assert out.getpixel((2, 5)) == (0, 0, 255)
+    assert out.getpixel((12, 5)) == (255, 255, 255)

@@ -1,44 +1,31 @@
-"""OpenAI's Images API: POST /v1/images/generations, plus the image files it links to."""
+"""OpenAI's Images API: generations and edits (both can stream), plus the image files
+they link to."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import math
+import dataclasses
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
 
 from daguerre.domain import ErrorCode, JobRecord, JobStatus
-from daguerre.gateway import jobs
+from daguerre.gateway import edits, image_stream, jobs
 from daguerre.gateway.deps import AccountDep, OptionalAccountDep, ServicesDep
 from daguerre.gateway.errors import APIError, bad_request, not_found
 from daguerre.gateway.schemas import (
     ImageData,
+    ImageEditCreate,
     ImageGenerateCreate,
     ImagesPublic,
-    InputTokensDetails,
-    Usage,
 )
 from daguerre.gateway.services import Services
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
-
-
-def _usage(job: JobRecord) -> Usage:
-    # An estimate in OpenAI's units: ~4 characters per text token, and one output
-    # token per 32x32 pixels of each image.
-    spec = job.spec
-    text = max(1, math.ceil(len(spec.prompt) / 4))
-    output = spec.n * math.ceil(spec.width / 32) * math.ceil(spec.height / 32)
-    return Usage(
-        total_tokens=text + output,
-        input_tokens=text,
-        output_tokens=output,
-        input_tokens_details=InputTokensDetails(text_tokens=text, image_tokens=0),
-    )
 
 
 def _raise_for_outcome(job: JobRecord) -> None:
@@ -54,23 +41,81 @@ def _raise_for_outcome(job: JobRecord) -> None:
     )
 
 
-@router.post("/generations", response_model_exclude_none=True)
+@router.post(
+    "/generations",
+    response_model_exclude_none=True,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
 async def create_image(
     body: ImageGenerateCreate,
     account: AccountDep,
     services: ServicesDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header()] = None,
-) -> ImagesPublic:
-    if body.stream:
-        raise bad_request(
-            "Streaming is not supported yet; use POST /v1/jobs and its /events stream "
-            "for partial images.",
-            param="stream",
-        )
+) -> Any:
+    """OpenAI's image generation; with ``stream: true``, Server-Sent Events of
+    ``partial_images`` partial images, then the image (see image_stream.py)."""
     job_id = jobs.new_job_id(account, None, idempotency_key)
     spec = jobs.resolve_spec(services.settings, body, job_id)
+    if body.stream:
+        spec = dataclasses.replace(spec, partial_images=body.partial_images or 0)
     job = await jobs.submit(services, account, job_id, spec)
+    return await _answer(services, job, body, request, "image_generation")
+
+
+# The form is read by hand (edits.read_form) to accept both "image" and "image[]" and
+# to word every error OpenAI's way; this tells /openapi.json what it takes.
+_EDIT_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image", "prompt"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "image[]": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        },
+                        "mask": {"type": "string", "format": "binary"},
+                        **ImageEditCreate.model_json_schema()["properties"],
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/edits",
+    response_model_exclude_none=True,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    openapi_extra=_EDIT_FORM,
+)
+async def edit_image(account: AccountDep, services: ServicesDep, request: Request) -> Any:
+    """OpenAI's image edit: multipart ``image`` (or ``image[]``), optional ``mask``
+    (transparent = may change), ``prompt`` and the generation fields."""
+    form = await edits.read_form(request, services.settings)
+    job_id = jobs.new_job_id(account, None, None)
+    spec = await edits.edit_spec(services.settings, services.store.blobs, form, job_id)
+    job = await jobs.submit(services, account, job_id, spec)
+    return await _answer(services, job, form.params, request, "image_edit")
+
+
+async def _answer(
+    services: Services, job: JobRecord, body: ImageGenerateCreate, request: Request, kind: str
+) -> ImagesPublic | StreamingResponse:
+    if body.stream:
+        return StreamingResponse(
+            image_stream.with_keepalive(
+                image_stream.events(services, job.id, kind, body.background)
+            ),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     try:
         async with asyncio.timeout(services.settings.sync_wait_timeout_s):
             done = await jobs.wait_finished(services, job.id)
@@ -102,7 +147,7 @@ async def _images_body(
     return ImagesPublic(
         created=int(time.time()),
         data=data,
-        usage=_usage(job),
+        usage=image_stream.usage(job),
         output_format=spec.output_format,
         quality=spec.quality,
         size=f"{spec.width}x{spec.height}",

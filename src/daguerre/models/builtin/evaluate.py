@@ -157,7 +157,7 @@ def evaluate(
         ]
         req_seed += len(examples)
         for (_, edit, result_scene), image in zip(examples, run(requests), strict=True):
-            result = checker.check_scene(image, result_scene)
+            result = checker.check(image, grammar.expected_spec(result_scene, edit))
             score.add(result)
             all_edits.add(result)
             if len(score.samples) < 6:
@@ -176,10 +176,10 @@ def evaluate(
         mask = _mask_for(src, result_scene)
         requests.append(RenderRequest(edit.text(), seed=req_seed + i, source=source, mask=mask))
         sources.append((source, mask))
-    for (_, _, result_scene), (source, mask), image in zip(
+    for (_, edit, result_scene), (source, mask), image in zip(
         examples, sources, run(requests), strict=True
     ):
-        masked_score.add(checker.check_scene(image, result_scene))
+        masked_score.add(checker.check(image, grammar.expected_spec(result_scene, edit)))
         keep = np.asarray(mask)[..., 3] != 0
         changed = (np.asarray(image.convert("RGB")) != np.asarray(source.convert("RGB"))).any(-1)
         masked_score.changed_outside_mask += int((changed & keep).sum())

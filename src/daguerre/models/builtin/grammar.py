@@ -257,6 +257,18 @@ def apply_edit(scene: Scene, edit: Edit, rng: random.Random | None = None) -> Sc
     return scene.with_objects(objs)
 
 
+def expected_spec(after: Scene, edit: Edit) -> CaptionSpec:
+    """What an edit's result must match: every object with its size, except an added object
+    whose instruction left its size out (then either size is right, as in a caption)."""
+    spec = spec_of(after)
+    if edit.kind == "add" and edit.added is not None and edit.added.size is None:
+        objects = tuple(
+            replace(o, size=None) if o.colour == edit.added.colour else o for o in spec.objects
+        )
+        spec = CaptionSpec(spec.background, objects)
+    return spec
+
+
 def _reference(scene: Scene, i: int, rng: random.Random) -> tuple[str, str | None]:
     """Name object ``i`` by shape alone when unambiguous (half the time), else colour + shape."""
     obj = scene.objects[i]

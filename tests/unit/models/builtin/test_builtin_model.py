@@ -153,8 +153,8 @@ def test_smoke_evaluation_meets_a_floor(model: BuiltinModel) -> None:
     ]
     edit_results = render(model, requests)
     edit_ok = sum(
-        checker.check_scene(r.image, after).ok
-        for (_, _, after), r in zip(edits, edit_results, strict=True)
+        checker.check(r.image, grammar.expected_spec(after, edit)).ok
+        for (_, edit, after), r in zip(edits, edit_results, strict=True)
     )
     assert caption_ok >= 12, f"{caption_ok}/16 captions fully right"
     assert edit_ok >= 10, f"{edit_ok}/16 edits fully right"

@@ -59,3 +59,15 @@ def test_phrases_split_objects_and_background() -> None:
         ["a", "blue", "square", "at", "the", "top"],
         ["a", "gray", "background"],
     ]
+
+
+def test_an_added_object_without_a_size_word_may_have_either_size() -> None:
+    scene = Scene("white", (SceneObject("red", "circle", "small", "left"),))
+    said = grammar.parse_edit("add a large blue square on the right")
+    unsaid = grammar.parse_edit("add a blue square on the right")
+    assert said is not None and unsaid is not None
+    after = grammar.apply_edit(scene, unsaid, random.Random(0))
+    spec = grammar.expected_spec(after, unsaid)
+    assert spec.objects[0].size == "small"  # untouched objects keep their size
+    assert spec.objects[1].size is None
+    assert grammar.expected_spec(grammar.apply_edit(scene, said), said).objects[1].size == "large"

@@ -1,0 +1,139 @@
+"""POST /v1/images/edits: reading OpenAI's multipart request into a job spec.
+
+The form carries ``image`` (or several ``image[]``), an optional ``mask`` and the same
+text fields as a generation. Uploads are checked (uploads.py), then the first image
+and the mask go to the blob store as PNG: the worker reads them from there, never from
+a Temporal payload. With several images the built-in model edits the first one; the
+others are checked (so a bad one is still a 400) and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass
+
+import anyio
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from PIL import Image
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from daguerre.config import Settings
+from daguerre.domain import JobSpec
+from daguerre.gateway import jobs, uploads
+from daguerre.gateway.errors import bad_request
+from daguerre.gateway.schemas import ImageEditCreate
+from daguerre.store.blobs import BlobStore
+
+IMAGE_FIELDS = ("image", "image[]")
+
+
+@dataclass(frozen=True)
+class EditForm:
+    params: ImageEditCreate
+    images: list[bytes]
+    mask: bytes | None
+
+
+async def _read_file(value: object, param: str) -> bytes:
+    if not isinstance(value, UploadFile):
+        raise bad_request(f"Invalid value for '{param}': send it as a file upload.", param=param)
+    return await value.read()
+
+
+async def read_form(request: Request, settings: Settings) -> EditForm:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise bad_request(
+            "POST /v1/images/edits takes multipart/form-data with the image file(s).",
+            code="invalid_content_type",
+        )
+    limit = settings.max_upload_images
+    # One more file than allowed is enough to say "too many"; starlette stops past it.
+    async with request.form(max_files=limit + 2, max_fields=64) as form:
+        files = [v for name in IMAGE_FIELDS for v in form.getlist(name)]
+        if not files:
+            raise bad_request(
+                "Missing required parameter: 'image'.",
+                param="image",
+                code="missing_required_parameter",
+            )
+        if len(files) > limit:
+            raise bad_request(
+                f"Invalid value for 'image': {len(files)} images; at most {limit} are allowed.",
+                param="image",
+                code="too_many_images",
+            )
+        images = [await _read_file(f, "image") for f in files]
+        mask_value = form.get("mask")
+        mask = await _read_file(mask_value, "mask") if mask_value is not None else None
+        fields = {
+            k: v for k, v in form.multi_items() if isinstance(v, str) and k not in IMAGE_FIELDS
+        }
+    try:
+        params = ImageEditCreate.model_validate(fields)
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
+    return EditForm(params, images, mask)
+
+
+@dataclass(frozen=True)
+class CheckedUploads:
+    source_png: bytes
+    mask_png: bytes | None
+    size: tuple[int, int]
+
+
+def check_uploads(form: EditForm, max_pixels: int) -> CheckedUploads:
+    """Decode and check every upload (CPU work: run it in a thread)."""
+    source = uploads.decode(form.images[0], "image", max_pixels)
+    for data in form.images[1:]:
+        # Checked so that a bad one is still a 400, then dropped: one decoded image at a
+        # time besides the source, whatever the count.
+        uploads.decode(data, "image", max_pixels).image.close()
+    mask_png = None
+    if form.mask is not None:
+        mask = uploads.check_mask(uploads.decode(form.mask, "mask", max_pixels), source)
+        mask_png = _png(mask)
+    # Stored as PNG whatever came in: one lossless format for the worker to read.
+    return CheckedUploads(_png(source.image), mask_png, source.size)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def edit_size(settings: Settings, params: ImageEditCreate, source: tuple[int, int]) -> str:
+    """``auto`` means the source's own size when the model serves it."""
+    if params.size != "auto":
+        return params.size
+    entry = settings.models.get(params.model or settings.model)
+    width, height = source
+    if entry is not None and width == height and width in entry.sizes:
+        return f"{width}x{height}"
+    return "auto"
+
+
+def upload_keys(job_id: str) -> tuple[str, str]:
+    return f"uploads/{job_id}/source.png", f"uploads/{job_id}/mask.png"
+
+
+async def edit_spec(settings: Settings, blobs: BlobStore, form: EditForm, job_id: str) -> JobSpec:
+    """Check the uploads, store them, and return the job that edits them."""
+    checked = await anyio.to_thread.run_sync(check_uploads, form, settings.max_upload_pixels)
+    params = form.params.model_copy(update={"size": edit_size(settings, form.params, checked.size)})
+    spec = jobs.resolve_spec(settings, params, job_id)
+    source_key, mask_key = upload_keys(job_id)
+    await anyio.to_thread.run_sync(blobs.put, source_key, checked.source_png)
+    if checked.mask_png is not None:
+        await anyio.to_thread.run_sync(blobs.put, mask_key, checked.mask_png)
+    return dataclasses.replace(
+        spec,
+        source_key=source_key,
+        mask_key=mask_key if checked.mask_png is not None else None,
+        partial_images=(form.params.partial_images or 0) if form.params.stream else 0,
+    )
