@@ -19,8 +19,6 @@ from daguerre.models.builtin import checker, grammar
 from daguerre.models.builtin.backend import BuiltinModel
 from daguerre.models.builtin.data import HELD_OUT, sample_edit_example
 from daguerre.models.builtin.scene import (
-    POSITIONS,
-    SHAPES,
     Scene,
     render,
     sample_object,
@@ -226,6 +224,3 @@ def sample_grid(scores: dict[str, Score], path: Path, cell: int = 128) -> None:
             grid.paste(image.resize((cell, cell), Image.Resampling.NEAREST), (x, y))
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
-
-
-__all__ = ["EVAL_SEED", "POSITIONS", "SHAPES", "Score", "evaluate", "sample_grid"]
