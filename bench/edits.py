@@ -20,10 +20,13 @@ import io
 import random
 import sys
 import tempfile
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openai
 from PIL import Image
 
@@ -31,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import Stack
 
 from daguerre.models.builtin import grammar
-from daguerre.models.builtin.checker import check
+from daguerre.models.builtin.checker import check, check_scene
 from daguerre.models.builtin.data import sample_edit_example
 from daguerre.models.builtin.scene import Scene, render
 
@@ -90,6 +93,54 @@ def model_alone(cases: list[Case]) -> list[bool]:
     return [check(r.image, case[3]).ok for r, case in zip(results, cases, strict=True)]
 
 
+def through_conversations(
+    stack: Stack, cases: list[Case], seed: int
+) -> tuple[list[Case], list[bool]]:
+    """Edit *turns*: turn 1 draws the source from its full caption, turn 2 edits it in place.
+
+    The edit works on the model's own image through its stored tokens, so it is scored
+    only where turn 1 drew the source exactly (that rate is printed too).
+    """
+    http = httpx.Client(
+        base_url=stack.url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=120
+    )
+    rng = random.Random(seed)
+    drawn: list[bool] = []
+
+    def finished_turn(conversation: str, body: dict[str, object]) -> dict[str, Any]:
+        turn = http.post(f"/v1/conversations/{conversation}/turns", json=body)
+        turn.raise_for_status()
+        index = turn.json()["index"]
+        for _ in range(600):
+            turns = http.get(f"/v1/conversations/{conversation}").json()["turns"]
+            current: dict[str, Any] = next(t for t in turns if t["index"] == index)
+            if current["job"]["status"] in {"succeeded", "failed", "cancelled"}:
+                return current
+            time.sleep(0.05)
+        raise TimeoutError(f"turn {index} of {conversation} did not finish")
+
+    def image_of(turn: dict[str, Any]) -> Image.Image:
+        return Image.open(io.BytesIO(httpx.get(turn["image"]["url"], timeout=60).content))
+
+    scored: list[Case] = []
+    results: list[bool] = []
+    for case in cases:
+        _, source, text, expected = case
+        conversation = http.post("/v1/conversations", json={}).json()["id"]
+        caption = grammar.caption_text(grammar.spec_of(source), rng.randrange(2))
+        first = finished_turn(conversation, {"prompt": caption, "mode": "new", "size": "64x64"})
+        if first["image"] is None or not check_scene(image_of(first), source).ok:
+            drawn.append(False)
+            continue
+        drawn.append(True)
+        scored.append(case)
+        second = finished_turn(conversation, {"prompt": text, "mode": "edit"})
+        results.append(second["image"] is not None and check(image_of(second), expected).ok)
+    print(f"  conversation turn 1 drew its source exactly: {sum(drawn)}/{len(drawn)}")
+    http.close()
+    return scored, results
+
+
 def report(name: str, cases: list[Case], ok: list[bool]) -> None:
     per_kind: Counter[str] = Counter()
     totals: Counter[str] = Counter()
@@ -112,6 +163,10 @@ def main() -> None:
         stack = Stack("builtin", Path(tmp), 1)
         try:
             served = through_service(stack, cases)
+            print(
+                f"\nconversations: turn 1 draws the source, turn 2 is the edit ({count} held-out)"
+            )
+            turned_cases, turned = through_conversations(stack, cases, args.seed)
         finally:
             stack.stop()
     print(
@@ -119,6 +174,7 @@ def main() -> None:
     )
     report("model alone", cases, alone)
     report("through service", cases, served)
+    report("edit turns", turned_cases, turned)
 
 
 if __name__ == "__main__":
