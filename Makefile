@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# torch first and exactly pinned, so no resolver ever reaches for CUDA wheels.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# The browser tests drive Debian's Chromium (Playwright never downloads a browser).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	touch $(STAMP)
 
 install: $(STAMP)

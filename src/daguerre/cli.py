@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from daguerre.commands import keys, model
+from daguerre.commands import admin, keys, model
 
 app = typer.Typer(
     name="daguerre",
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(admin.app, name="admin")
 app.add_typer(model.train_app, name="train")
 app.add_typer(model.eval_app, name="eval")
 app.command()(model.render)

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from daguerre.access import AccessConfig, TierSettings, load_access
+
 
 class ModelCatalogEntry(BaseModel):
     """What the gateway may accept for one model, without importing the model.
@@ -41,6 +43,11 @@ class PoolSettings(BaseModel):
     concurrency: int = Field(default=1, ge=1)
     # Worker processes `daguerre up` starts for this pool.
     processes: int = Field(default=1, ge=0)
+    # Admission: past this many unfinished jobs only tiers with ``admit_past_cap`` get in
+    # (the hard cap that protects memory and the database).
+    max_backlog: int = Field(default=2000, ge=1)
+    # Degraded mode switches on at this backlog and off again below half of it.
+    degrade_backlog: int = Field(default=200, ge=1)
 
 
 def _default_pools() -> dict[str, PoolSettings]:
@@ -97,10 +104,17 @@ class Settings(BaseSettings):
     # --- pools and products -------------------------------------------------------------
     pools: dict[str, PoolSettings] = Field(default_factory=_default_pools)
     product_pools: dict[str, str] = Field(default_factory=lambda: {"chat": "chat", "api": "api"})
-    # Temporal priority keys (1..5): lower runs sooner; the account is the fairness key.
-    tier_priorities: dict[str, int] = Field(
-        default_factory=lambda: {"pro": 1, "plus": 2, "free": 3}
-    )
+    # Tiers (priority, fairness weight, limits, wait budget, render defaults) and feature
+    # flags: a TOML file (None: the shipped daguerre/tiers.toml), or DAGUERRE_ACCESS as
+    # JSON of the same shape. Operators override them live through /admin.
+    tiers_file: Path | None = None
+    access: AccessConfig | None = None
+    # The key for /admin and `daguerre admin`; accounts of tier "admin" may use it too.
+    admin_key: SecretStr | None = None
+    # Signs job webhooks (HMAC-SHA256); None: jobs cannot ask for a webhook.
+    webhook_secret: SecretStr | None = None
+    # How often a gateway reads the operators' live overrides from the database.
+    controls_refresh_s: float = Field(default=1.0, gt=0)
 
     # --- models and rendering -----------------------------------------------------------
     model: str = "builtin"  # registry name the workers load
@@ -138,6 +152,10 @@ class Settings(BaseSettings):
             raise ValueError(f"product_pools names unknown pools {sorted(unknown)}")
         if not self.pools:
             raise ValueError("at least one pool is needed")
+        if self.access is None:
+            self.access = load_access(self.tiers_file)
+        if not self.access.tiers:
+            raise ValueError("at least one tier is needed")
         return self
 
     # --- derived ------------------------------------------------------------------------
@@ -155,8 +173,18 @@ class Settings(BaseSettings):
         """The pool serving ``product``; unknown products share the first pool."""
         return self.product_pools.get(product) or next(iter(self.pools))
 
+    @property
+    def tiers(self) -> dict[str, TierSettings]:
+        assert self.access is not None  # filled in by the validator
+        return self.access.tiers
+
+    def tier(self, name: str) -> TierSettings:
+        """A tier's configuration; an unknown tier is treated as the lowest-priority one."""
+        tiers = self.tiers
+        return tiers.get(name) or max(tiers.values(), key=lambda t: t.priority)
+
     def priority_for_tier(self, tier: str) -> int:
-        return self.tier_priorities.get(tier, max(self.tier_priorities.values(), default=3))
+        return self.tier(tier).priority
 
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.port}"

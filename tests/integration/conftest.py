@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from daguerre.launcher import temporal_binary
+from daguerre.launcher import TEMPORAL_DYNAMIC_CONFIG, temporal_binary
 from daguerre.store import Store, open_store
 from tests.support.stack import Proc, StackConfig, free_port, start_gateway, start_worker
 
@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_binary()),
-        dev_server_extra_args=["--dynamic-config-value", "matching.enableFairness=true"],
+        dev_server_extra_args=list(TEMPORAL_DYNAMIC_CONFIG),
     )
     yield env
     await env.shutdown()

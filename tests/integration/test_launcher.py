@@ -112,6 +112,10 @@ def test_up_serves_and_sigterm_leaves_nothing(config: StackConfig) -> None:
     second = None
     try:
         key = first.key()
+        # The banner's chat link signs the demo account in; the page itself is served.
+        assert f"/#key={key}" in first.output
+        page = httpx.get(f"{first.url}/", timeout=10)
+        assert page.status_code == 200 and "Daguerre" in page.text
         generate(first.url, key)
         server = server_pid(config.data_dir)
 

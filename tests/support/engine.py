@@ -42,14 +42,23 @@ class FakeEngine:
         self.available = True
         self.submitted: list[tuple[str, str, int, str]] = []
         self.cancelled: list[str] = []
+        self.weights: dict[str, float] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
 
     async def submit(
-        self, job_id: str, spec: JobSpec, pool: str, priority: int, fairness_key: str
+        self,
+        job_id: str,
+        spec: JobSpec,
+        pool: str,
+        priority: int,
+        fairness_key: str,
+        fairness_weight: float = 1.0,
+        webhook: bool = False,
     ) -> None:
         if not self.available:
             raise EngineUnavailable("the fake engine is switched off")
         self.submitted.append((job_id, pool, priority, fairness_key))
+        self.weights[job_id] = fairness_weight
         if self.render and job_id not in self._running:  # like USE_EXISTING
             self._running[job_id] = asyncio.create_task(self._render(job_id, spec))
 

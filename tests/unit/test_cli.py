@@ -49,3 +49,20 @@ def test_sse_parsing() -> None:
 def test_output_paths() -> None:
     assert output_paths(Path("o/x.png"), 1) == [Path("o/x.png")]
     assert output_paths(Path("x.png"), 2) == [Path("x-1.png"), Path("x-2.png")]
+
+
+def test_keys_create_admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGUERRE_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["keys", "create", "--admin"])
+    assert result.exit_code == 0, result.output
+    store = open_store(Settings(data_dir=tmp_path))
+    account = store.accounts.authenticate(result.stdout.strip().splitlines()[-1])
+    assert account is not None and account.tier == "admin"
+    store.close()
+
+
+def test_admin_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DAGUERRE_ADMIN_KEY", raising=False)
+    result = CliRunner().invoke(app, ["admin", "show"])
+    assert result.exit_code == 2
+    assert "DAGUERRE_ADMIN_KEY" in result.output

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -51,3 +53,39 @@ def test_bad_configuration_is_refused() -> None:
         Settings(product_pools={"chat": "nowhere"})
     with pytest.raises(ValidationError, match="auto_size"):
         ModelCatalogEntry(sizes=[64], auto_size=512)
+
+
+def test_tiers_come_from_a_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = Settings()
+    assert set(shipped.tiers) >= {"free", "plus", "pro"}
+    assert shipped.tiers["free"].over_budget == "defer"
+    assert shipped.tiers["free"].degraded is not None
+    assert set(shipped.access.features) == {"generate", "edit"}  # type: ignore[union-attr]
+    path = tmp_path / "tiers.toml"
+    path.write_text(
+        '[tiers.gold]\npriority = 1\nrequests = "5/second"\n'
+        '[tiers.free]\npriority = 4\nover_budget = "reject"\n'
+    )
+    monkeypatch.setenv("DAGUERRE_TIERS_FILE", str(path))
+    custom = Settings()
+    assert set(custom.tiers) == {"gold", "free"}
+    assert custom.priority_for_tier("gold") == 1
+    assert custom.priority_for_tier("mystery") == 4  # the lowest tier's terms
+    path.write_text('[tiers.free]\nrequests = "lots"\n')
+    with pytest.raises(ValidationError, match="rate limit"):
+        Settings()
+
+
+def test_rollout_buckets_are_stable_and_nested() -> None:
+    from daguerre.access import FeatureSettings, feature_allows, rollout_bucket
+
+    ids = [f"acct_{i}" for i in range(200)]
+    assert [rollout_bucket("edit", i) for i in ids] == [rollout_bucket("edit", i) for i in ids]
+    inside = {
+        p: {i for i in ids if feature_allows("edit", FeatureSettings(percent=p), "free", i)}
+        for p in (10, 50, 90)
+    }
+    assert inside[10] <= inside[50] <= inside[90]
+    assert 60 <= len(inside[50]) <= 140
+    assert not feature_allows("edit", FeatureSettings(enabled=False), "free", ids[0])
+    assert not feature_allows("edit", FeatureSettings(tiers=["pro"]), "free", ids[0])

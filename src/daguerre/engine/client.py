@@ -26,9 +26,19 @@ class EngineUnavailable(RuntimeError):
 
 class Engine(Protocol):
     async def submit(
-        self, job_id: str, spec: JobSpec, pool: str, priority: int, fairness_key: str
+        self,
+        job_id: str,
+        spec: JobSpec,
+        pool: str,
+        priority: int,
+        fairness_key: str,
+        fairness_weight: float = 1.0,
+        webhook: bool = False,
     ) -> None:
-        """Start the job's workflow; submitting the same job id again does nothing."""
+        """Start the job's workflow; submitting the same job id again does nothing.
+        ``priority`` is the Temporal priority key (1 runs first); ``fairness_key`` (the
+        account) shares each priority level out by ``fairness_weight``. The workflow's
+        activities inherit all three."""
         ...
 
     async def cancel(self, job_id: str) -> None: ...
@@ -80,7 +90,14 @@ class TemporalEngine:
             return self._client
 
     async def submit(
-        self, job_id: str, spec: JobSpec, pool: str, priority: int, fairness_key: str
+        self,
+        job_id: str,
+        spec: JobSpec,
+        pool: str,
+        priority: int,
+        fairness_key: str,
+        fairness_weight: float = 1.0,
+        webhook: bool = False,
     ) -> None:
         settings = self._settings
         timeout = settings.workflow_execution_timeout_s
@@ -90,7 +107,12 @@ class TemporalEngine:
                 client = await self._get()
                 await client.start_workflow(
                     WORKFLOW,
-                    GenerateImageInput(job_id=job_id, spec=spec, policy=render_policy(settings)),
+                    GenerateImageInput(
+                        job_id=job_id,
+                        spec=spec,
+                        policy=render_policy(settings),
+                        webhook=webhook,
+                    ),
                     id=job_id,
                     task_queue=settings.pools[pool].task_queue,
                     # A second submit of a running job attaches to it; of a finished one,
@@ -98,7 +120,12 @@ class TemporalEngine:
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     execution_timeout=timedelta(seconds=timeout) if timeout else None,
-                    priority=Priority(priority_key=priority, fairness_key=fairness_key[:64]),
+                    # Fairness keys are at most 64 bytes; account ids are far shorter.
+                    priority=Priority(
+                        priority_key=priority,
+                        fairness_key=fairness_key[:64],
+                        fairness_weight=fairness_weight,
+                    ),
                     rpc_timeout=timedelta(seconds=10),
                 )
                 return

@@ -13,6 +13,7 @@ from daguerre.domain import JobSpec
 WORKFLOW = "GenerateImage"
 RENDER_ACTIVITY = "daguerre.render"
 FINALIZE_ACTIVITY = "daguerre.finalize"
+NOTIFY_ACTIVITY = "daguerre.notify"
 
 # ApplicationError types a retry cannot fix: the workflow fails the job at once.
 NON_RETRYABLE_ERRORS = ["ModelInputError", "JobNotFound", "WrongModel"]
@@ -40,6 +41,8 @@ class GenerateImageInput:
     job_id: str
     spec: JobSpec
     policy: RenderPolicy = field(default_factory=RenderPolicy)
+    # The job has a webhook: call the notify activity once it is final.
+    webhook: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,15 @@ class FinalizeInput:
 @dataclass(frozen=True)
 class FinalizeOutput:
     changed: bool
+
+
+@dataclass(frozen=True)
+class NotifyInput:
+    """Tell the job's webhook (if it has one) that the job is final."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class NotifyOutput:
+    delivered: bool

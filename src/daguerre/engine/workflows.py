@@ -24,12 +24,15 @@ with workflow.unsafe.imports_passed_through():
     from daguerre.engine.contracts import (
         FINALIZE_ACTIVITY,
         NON_RETRYABLE_ERRORS,
+        NOTIFY_ACTIVITY,
         RENDER_ACTIVITY,
         WORKFLOW,
         FinalizeInput,
         FinalizeOutput,
         GenerateImageInput,
         GenerateImageOutput,
+        NotifyInput,
+        NotifyOutput,
         RenderInput,
         RenderOutput,
         control_queue,
@@ -75,8 +78,28 @@ class GenerateImage:
             assert isinstance(err, ActivityError)
             reason, code = describe_failure(err)
             await self._finalize(inp.job_id, JobStatus.FAILED, reason, code)
+            await self._notify(inp)
             raise ApplicationError(reason, type="RenderFailed", non_retryable=True) from err
+        await self._notify(inp)
         return GenerateImageOutput(job_id=inp.job_id, status=out.status, image_ids=out.image_ids)
+
+    async def _notify(self, inp: GenerateImageInput) -> None:
+        """Call the job's webhook; a receiver that never answers does not fail the job."""
+        if not inp.webhook:
+            return
+        try:
+            await workflow.execute_activity(
+                NOTIFY_ACTIVITY,
+                NotifyInput(job_id=inp.job_id),
+                result_type=NotifyOutput,
+                start_to_close_timeout=timedelta(seconds=30),
+                task_queue=control_queue(workflow.info().task_queue),
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(seconds=60), maximum_attempts=8
+                ),
+            )
+        except ActivityError:
+            workflow.logger.warning("the webhook of job %s was not delivered", inp.job_id)
 
     async def _finalize(self, job_id: str, status: JobStatus, reason: str, code: ErrorCode) -> None:
         await workflow.execute_activity(

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from daguerre.config import Settings
 from daguerre.engine.client import Engine
 from daguerre.gateway.errors import BodyLimitMiddleware, install_error_handlers
-from daguerre.gateway.routes import conversations, health, images, jobs, models
+from daguerre.gateway.ratelimit import RateLimitHeadersMiddleware
+from daguerre.gateway.routes import admin, conversations, health, images, jobs, metrics, models
 from daguerre.gateway.services import Services
 from daguerre.store import Store
+from daguerre.web import router as web_router
 
 
 def create_app(
@@ -43,6 +45,8 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         path_limits={"/v1/images/edits": settings.max_upload_bytes},
     )
-    for module in (health, images, jobs, models, conversations):
+    app.add_middleware(RateLimitHeadersMiddleware)
+    for module in (health, images, jobs, models, conversations, admin, metrics):
         app.include_router(module.router)
+    app.include_router(web_router)  # the chat page at /
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 import anyio
@@ -63,3 +64,33 @@ async def current_account(
 
 AccountDep = Annotated[Account, Depends(current_account)]
 OptionalAccountDep = Annotated[Account | None, Depends(optional_account)]
+
+
+ADMIN_TIER = "admin"
+
+
+async def admin_caller(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """Who is operating: the configured admin key, or an account of tier "admin"."""
+    key = _bearer(authorization)
+    if key is None:
+        raise APIError(401, _NO_KEY, code="invalid_api_key")
+    admin_key = services.settings.admin_key
+    if admin_key is not None and secrets.compare_digest(
+        key.encode(), admin_key.get_secret_value().encode()
+    ):
+        return "admin-key"
+    account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
+    if account is None:
+        raise APIError(401, f"Incorrect API key provided: {_masked(key)}.", code="invalid_api_key")
+    if account.tier != ADMIN_TIER:
+        raise APIError(
+            403,
+            "This endpoint needs an admin key (`daguerre keys create --admin`).",
+            code="admin_only",
+        )
+    return account.id
+
+
+AdminDep = Annotated[str, Depends(admin_caller)]

@@ -4,11 +4,14 @@ and describe. Kept out of the routers so both APIs share it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import hashlib
 import re
 import secrets
 
 import anyio
+from fastapi import Request
 
 from daguerre.config import ModelCatalogEntry, Settings
 from daguerre.domain import (
@@ -21,6 +24,8 @@ from daguerre.domain import (
     default_seed,
 )
 from daguerre.engine.client import EngineUnavailable
+from daguerre.gateway import gates
+from daguerre.gateway.admission import apply_tier
 from daguerre.gateway.errors import APIError, bad_request, not_found
 from daguerre.gateway.schemas import ImagePublic, JobPublic, RenderParams
 from daguerre.gateway.services import Services
@@ -87,16 +92,30 @@ def new_job_id(account: Account, client_id: str | None, idempotency_key: str | N
     return f"job_{secrets.token_hex(12)}"
 
 
-async def submit(services: Services, account: Account, job_id: str, spec: JobSpec) -> JobRecord:
-    """Record the job, then start its workflow. Submitting the same id again is safe:
-    it returns the existing job (and restarts nothing)."""
-    settings = services.settings
-    pool = settings.pool_for_product(account.product)
+async def submit(
+    services: Services,
+    account: Account,
+    job_id: str,
+    spec: JobSpec,
+    request: Request | None = None,
+    webhook_url: str | None = None,
+    can_defer: bool = True,
+) -> JobRecord:
+    """Admit, record, then start the job's workflow. Submitting the same id again is
+    safe: it returns the existing job (and neither counts nor restarts anything).
+
+    A new job passes, in order: the rate limits, the feature's rollout, and admission
+    (queued, deferred, or refused); each refusal is a 4xx, never a 5xx."""
     jobs = services.store.jobs
-    job, created = await anyio.to_thread.run_sync(jobs.create, job_id, account.id, pool, spec)
+    job = await anyio.to_thread.run_sync(jobs.get, job_id)
+    created = False
+    if job is None:
+        job, created = await _admit(
+            services, account, job_id, spec, request, webhook_url, can_defer
+        )
     if job.account_id != account.id:
         raise APIError(409, f"The job id '{job_id}' is already taken.", param="id", code="conflict")
-    if not created and job.spec != spec:
+    if not created and not _same_request(job.spec, spec):
         raise APIError(
             409,
             f"The job id '{job_id}' was already used for a different request.",
@@ -105,10 +124,17 @@ async def submit(services: Services, account: Account, job_id: str, spec: JobSpe
         )
     if job.is_terminal:
         return job
+    tier = services.controls.tier(account.tier)
     try:
         # Also for an existing job: the first submit may have died before this call.
         await services.engine.submit(
-            job.id, spec, pool, settings.priority_for_tier(account.tier), account.id
+            job.id,
+            job.spec,
+            job.pool,
+            job.priority if job.priority is not None else tier.priority,
+            account.id,
+            tier.fairness_weight,
+            webhook=job.webhook_url is not None,
         )
     except EngineUnavailable as err:
         if created:  # never acknowledged, so never owed: forget it
@@ -121,6 +147,64 @@ async def submit(services: Services, account: Account, job_id: str, spec: JobSpe
             headers={"Retry-After": "5"},
         ) from err
     return job
+
+
+def _same_request(recorded: JobSpec, asked: JobSpec) -> bool:
+    """Whether ``asked`` is the request that made ``recorded``; the render settings the
+    tier filled in (or degraded mode reduced) are not the client's to repeat."""
+    filled = dataclasses.replace(
+        asked,
+        steps=recorded.steps,
+        partial_images=recorded.partial_images,
+        quality=recorded.quality,
+    )
+    return filled == recorded
+
+
+async def _admit(
+    services: Services,
+    account: Account,
+    job_id: str,
+    spec: JobSpec,
+    request: Request | None,
+    webhook_url: str | None,
+    can_defer: bool,
+) -> tuple[JobRecord, bool]:
+    pool = services.settings.pool_for_product(account.product)
+    tier = services.controls.tier(account.tier)
+    metrics = services.metrics
+    try:
+        headers = await gates.check_rate_limits(services, account, tier, spec.n)
+        if request is not None:  # OpenAI sends x-ratelimit-* on every answer
+            request.state.ratelimit_headers = headers
+        gates.check_rollout(services, account, "edit" if spec.is_edit else "generate")
+        decision = await anyio.to_thread.run_sync(
+            services.admission.decide, account.tier, pool, can_defer
+        )
+    except APIError as err:
+        metrics.rejected.labels(account.tier, pool, err.code or "refused").inc()
+        raise
+    spec = apply_tier(spec, tier, decision.degraded)
+    job, created = await anyio.to_thread.run_sync(
+        functools.partial(
+            services.store.jobs.create,
+            job_id,
+            account.id,
+            pool,
+            spec,
+            tier=account.tier,
+            priority=decision.priority,
+            degraded=decision.degraded,
+            status=decision.status,
+            webhook_url=webhook_url,
+        )
+    )
+    if created:
+        counter = metrics.deferred if decision.status is JobStatus.DEFERRED else metrics.admitted
+        counter.labels(account.tier, pool).inc()
+        if decision.degraded:
+            metrics.degraded_jobs.labels(account.tier, pool).inc()
+    return job, created
 
 
 async def owned_job(services: Services, account: Account, job_id: str) -> JobRecord:
@@ -166,19 +250,14 @@ def image_url(services: Services, base_url: str, image: ImageRecord) -> str:
 
 
 def _estimate(services: Services, job: JobRecord) -> tuple[int | None, float | None]:
-    """(queued jobs ahead, seconds until this one starts), for a queued job only."""
-    if job.status is not JobStatus.QUEUED:
+    """(waiting jobs ahead, seconds until this one starts), for a waiting job only."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.DEFERRED):
         return None, None
-    jobs = services.store.jobs
-    ahead = jobs.queue_position(job)
-    render_s = jobs.recent_render_seconds(job.pool)
-    if render_s is None:
-        return ahead, None
-    pool = services.settings.pools[job.pool]
-    capacity = max(1, pool.processes * pool.concurrency)
-    # Running jobs are on average half done.
-    backlog = ahead + 0.5 * jobs.running_count(job.pool)
-    return ahead, round(backlog / capacity * render_s, 1)
+    ahead = services.store.jobs.queue_position(job)
+    if ahead == 0:
+        return 0, 0.0
+    rate = services.admission.throughput(job.pool)
+    return ahead, (round(ahead / rate, 1) if rate else None)
 
 
 async def describe(services: Services, job: JobRecord, base_url: str) -> JobPublic:
@@ -203,6 +282,8 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
         error_code=job.error_code,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        tier=job.tier,
+        degraded=job.degraded,
         images=[
             ImagePublic(
                 id=image.id,

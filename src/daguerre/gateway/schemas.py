@@ -108,6 +108,12 @@ class JobCreate(RenderParams):
     )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     steps: int | None = Field(default=None, ge=1, le=1000)
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://",
+        description="POSTed the job once it is final, signed (Daguerre-Signature).",
+    )
 
 
 class ImageData(BaseModel):
@@ -160,7 +166,9 @@ class JobPublic(BaseModel):
         default=None, description="Queued jobs ahead of this one in its pool."
     )
     estimated_wait_s: float | None = Field(
-        default=None, description="Rough time until this job starts, from recent renders."
+        default=None,
+        description="Rough time until this job starts: the backlog ahead of it over the "
+        "pool's measured throughput.",
     )
     step: int
     total_steps: int | None = None
@@ -172,6 +180,10 @@ class JobPublic(BaseModel):
     finished_at: float | None = None
     images: list[ImagePublic] = Field(default_factory=list)
     events_url: str
+    tier: str | None = Field(default=None, description="The plan the job was admitted under.")
+    degraded: bool = Field(
+        default=False, description="Rendered with the plan's reduced settings (a busy pool)."
+    )
 
 
 class ModelPublic(BaseModel):

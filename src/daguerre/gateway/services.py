@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import anyio
 
 from daguerre.config import Settings
 from daguerre.engine.client import Engine, TemporalEngine
+from daguerre.gateway.admission import Admission
+from daguerre.gateway.controls import LiveControls
+from daguerre.gateway.metrics import Metrics
+from daguerre.gateway.ratelimit import RateLimiter
 from daguerre.gateway.signing import UrlSigner
 from daguerre.store import Store, open_store
 from daguerre.store.progress import ProgressFeed, progress_feed
@@ -20,6 +26,11 @@ class Services:
     engine: Engine
     feed: ProgressFeed
     signer: UrlSigner
+    controls: LiveControls
+    limiter: RateLimiter
+    admission: Admission
+    metrics: Metrics
+    _refresher: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -27,14 +38,27 @@ class Services:
     ) -> Services:
         if store is None:
             store = await anyio.to_thread.run_sync(open_store, settings)
-        return cls(
+        controls = LiveControls(settings, store.controls)
+        await anyio.to_thread.run_sync(controls.refresh)
+        services = cls(
             settings=settings,
             store=store,
             engine=engine if engine is not None else TemporalEngine(settings),
             feed=progress_feed(settings, store.jobs, store.blobs),
             signer=UrlSigner.from_settings(settings),
+            controls=controls,
+            # Redis when configured, so that every replica counts against one budget.
+            limiter=RateLimiter(settings.redis_url),
+            admission=Admission(settings, store.jobs, controls),
+            metrics=Metrics(),
         )
+        services._refresher = asyncio.create_task(controls.run())
+        return services
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         await self.engine.close()
         self.store.close()

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 from daguerre.config import Settings
 from daguerre.store.accounts import AccountStore
 from daguerre.store.blobs import BlobStore, LocalBlobStore
+from daguerre.store.controls import ControlStore
 from daguerre.store.conversations import ConversationStore
 from daguerre.store.db import make_engine, make_sessions
 from daguerre.store.jobs import JobStore
@@ -17,6 +18,7 @@ from daguerre.store.migrate import upgrade_head
 __all__ = [
     "AccountStore",
     "BlobStore",
+    "ControlStore",
     "ConversationStore",
     "JobStore",
     "LocalBlobStore",
@@ -32,6 +34,7 @@ class Store:
     jobs: JobStore
     blobs: BlobStore
     conversations: ConversationStore
+    controls: ControlStore
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -54,4 +57,5 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         jobs=JobStore(engine, sessions),
         blobs=LocalBlobStore(settings.blobs_path),
         conversations=ConversationStore(sessions),
+        controls=ControlStore(sessions),
     )

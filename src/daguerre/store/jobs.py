@@ -66,6 +66,10 @@ def _job(row: JobRow, images: Sequence[ImageRow] = ()) -> JobRecord:
         started_at=_ts(row.started_at),
         finished_at=_ts(row.finished_at),
         images=[_image(i) for i in sorted(images, key=lambda i: i.index)],
+        tier=row.tier,
+        priority=row.priority,
+        degraded=bool(row.degraded),
+        webhook_url=row.webhook_url,
     )
 
 
@@ -76,18 +80,33 @@ class JobStore:
 
     # --- gateway side -------------------------------------------------------------------
     def create(
-        self, job_id: str, account_id: str, pool: str, spec: JobSpec
+        self,
+        job_id: str,
+        account_id: str,
+        pool: str,
+        spec: JobSpec,
+        *,
+        tier: str | None = None,
+        priority: int | None = None,
+        degraded: bool = False,
+        status: JobStatus = JobStatus.QUEUED,
+        webhook_url: str | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Record a queued job. Returns (job, created); an existing id returns that job."""
+        """Record a queued (or deferred) job. Returns (job, created); an existing id
+        returns that job."""
         row = JobRow(
             id=job_id,
             account_id=account_id,
             pool=pool,
             model=spec.model,
-            status=JobStatus.QUEUED.value,
+            status=status.value,
             spec=dataclasses.asdict(spec),
             step=0,
             attempts=0,
+            tier=tier,
+            priority=priority,
+            degraded=degraded,
+            webhook_url=webhook_url,
         )
         try:
             with self._sessions.begin() as session:
@@ -113,22 +132,70 @@ class JobStore:
             return _image(row) if row is not None else None
 
     def queue_position(self, job: JobRecord) -> int:
-        """How many queued jobs of the same pool arrived before this one."""
+        """How many waiting jobs of the same pool run before this one: those at a
+        higher priority (a smaller key), and those at its own that arrived earlier."""
         created = datetime.fromtimestamp(job.created_at, UTC)
+        earlier = or_(
+            JobRow.created_at < created,
+            and_(JobRow.created_at == created, JobRow.id < job.id),
+        )
+        ahead: Any = earlier
+        if job.priority is not None:
+            ahead = or_(
+                JobRow.priority < job.priority,
+                and_(or_(JobRow.priority.is_(None), JobRow.priority == job.priority), earlier),
+            )
+        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
         with self._sessions() as session:
             count = session.scalar(
                 select(func.count())
                 .select_from(JobRow)
-                .where(
-                    JobRow.pool == job.pool,
-                    JobRow.status == JobStatus.QUEUED.value,
-                    or_(
-                        JobRow.created_at < created,
-                        and_(JobRow.created_at == created, JobRow.id < job.id),
-                    ),
-                )
+                .where(JobRow.pool == job.pool, JobRow.status.in_(waiting), ahead)
             )
         return int(count or 0)
+
+    def backlog(self, pool: str, priority: int | None = None) -> int:
+        """Queued and deferred jobs of the pool; with ``priority``, only those that run
+        no later than it (an equal or smaller key; jobs with no key count too)."""
+        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
+        conditions: list[Any] = [JobRow.pool == pool, JobRow.status.in_(waiting)]
+        if priority is not None:
+            conditions.append(or_(JobRow.priority.is_(None), JobRow.priority <= priority))
+        with self._sessions() as session:
+            count = session.scalar(select(func.count()).select_from(JobRow).where(*conditions))
+        return int(count or 0)
+
+    def finished_since(self, pool: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many jobs of the pool finished (any outcome) at or after ``since``, and
+        when the first of them did."""
+        with self._sessions() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(JobRow.finished_at)).where(
+                    JobRow.pool == pool, JobRow.finished_at >= since
+                )
+            ).one()
+        if isinstance(oldest, str):  # SQLite hands an aggregate back as text
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return int(count or 0), oldest
+
+    def finished_between(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str | None, str, float, float | None, float | None]]:
+        """(tier, pool, created, started, finished) of jobs that finished in [since, until),
+        for the wait and render histograms."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(
+                    JobRow.tier,
+                    JobRow.pool,
+                    JobRow.created_at,
+                    JobRow.started_at,
+                    JobRow.finished_at,
+                ).where(JobRow.finished_at >= since, JobRow.finished_at < until)
+            ).all()
+        return [(t, p, c.timestamp(), _ts(s), _ts(f)) for t, p, c, s, f in rows]
 
     def running_count(self, pool: str) -> int:
         with self._sessions() as session:
@@ -209,10 +276,9 @@ class JobStore:
 
     def discard(self, job_id: str) -> None:
         """Forget a job that was never acknowledged (its workflow could not be started)."""
+        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
         with self._sessions.begin() as session:
-            session.execute(
-                delete(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
-            )
+            session.execute(delete(JobRow).where(JobRow.id == job_id, JobRow.status.in_(waiting)))
 
     def complete(self, job_id: str, images: Sequence[ImageRecord]) -> bool:
         """Store the images (upsert by job and index) and mark the job succeeded, atomically."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -97,6 +98,13 @@ class JobRow(Base):
     model: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Admission: the submitter's tier, the Temporal priority key the job runs at, and
+    # whether it got the tier's reduced (degraded-mode) settings.
+    tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where to POST the job once it is final (signed; see workers/webhooks.py).
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     step: Mapped[int] = mapped_column(Integer, default=0)
     total_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     preview_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -156,3 +164,14 @@ class TurnRow(Base):
     parent_turn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ControlRow(Base):
+    """An operator's live override (a tier's limits, a feature flag, a pool's degraded
+    mode), read by every gateway every second or so."""
+
+    __tablename__ = "controls"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -19,6 +19,7 @@ from daguerre.engine.workflows import GenerateImage
 from daguerre.store import open_store
 from daguerre.workers.activities import RenderActivities
 from daguerre.workers.runtime import ModelRuntime
+from daguerre.workers.webhooks import WebhookActivities
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ async def pool_workers(
     pool_settings = settings.pools[pool]
     store = open_store(settings)
     activities = RenderActivities(runtime, store, settings)
+    webhooks = WebhookActivities(store, settings)
     workers = [
         Worker(
             client,
@@ -63,7 +65,7 @@ async def pool_workers(
         Worker(
             client,
             task_queue=control_queue(pool_settings.task_queue),
-            activities=[activities.finalize],
+            activities=[activities.finalize, webhooks.notify],
             max_concurrent_activities=4,
             graceful_shutdown_timeout=timedelta(seconds=2),
         ),

@@ -62,7 +62,7 @@ async def test_url_response_works_with_signature_or_owner_key(gateway: Gateway) 
 async def test_failed_job_by_model_input_is_400(gateway: Gateway) -> None:
     gateway.engine.render = False
 
-    async def fail(job_id: str, *args: object) -> None:
+    async def fail(job_id: str, *args: object, **kwargs: object) -> None:
         gateway.store.jobs.finish(job_id, JobStatus.FAILED, "no such shape", "invalid_request")
 
     gateway.engine.submit = fail  # type: ignore[method-assign]
@@ -72,7 +72,7 @@ async def test_failed_job_by_model_input_is_400(gateway: Gateway) -> None:
 
 
 async def test_failed_job_by_the_service_is_500_with_reason(gateway: Gateway) -> None:
-    async def fail(job_id: str, *args: object) -> None:
+    async def fail(job_id: str, *args: object, **kwargs: object) -> None:
         gateway.store.jobs.finish(job_id, JobStatus.FAILED, "worker exploded", "render_failed")
 
     gateway.engine.submit = fail  # type: ignore[method-assign]

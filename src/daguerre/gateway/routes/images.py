@@ -59,7 +59,8 @@ async def create_image(
     spec = jobs.resolve_spec(services.settings, body, job_id)
     if body.stream:
         spec = dataclasses.replace(spec, partial_images=body.partial_images or 0)
-    job = await jobs.submit(services, account, job_id, spec)
+    # The client waits on this connection for the image: refuse rather than defer.
+    job = await jobs.submit(services, account, job_id, spec, request, can_defer=False)
     return await _answer(services, job, body, request, "image_generation")
 
 
@@ -101,7 +102,8 @@ async def edit_image(account: AccountDep, services: ServicesDep, request: Reques
     form = await edits.read_form(request, services.settings)
     job_id = jobs.new_job_id(account, None, None)
     spec = await edits.edit_spec(services.settings, services.store.blobs, form, job_id)
-    job = await jobs.submit(services, account, job_id, spec)
+    # The client waits on this connection for the image: refuse rather than defer.
+    job = await jobs.submit(services, account, job_id, spec, request, can_defer=False)
     return await _answer(services, job, form.params, request, "image_edit")
 
 

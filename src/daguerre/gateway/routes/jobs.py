@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -14,12 +13,12 @@ from fastapi.responses import StreamingResponse
 from daguerre.domain import ProgressEvent
 from daguerre.gateway import jobs
 from daguerre.gateway.deps import AccountDep, ServicesDep
+from daguerre.gateway.errors import bad_request
+from daguerre.gateway.image_stream import with_keepalive
 from daguerre.gateway.schemas import JobCreate, JobPublic
 from daguerre.gateway.services import Services
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-KEEPALIVE_S = 15.0
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
@@ -32,7 +31,13 @@ async def create_job(
 ) -> JobPublic:
     job_id = jobs.new_job_id(account, body.id, idempotency_key)
     spec = jobs.resolve_spec(services.settings, body, job_id, seed=body.seed, steps=body.steps)
-    job = await jobs.submit(services, account, job_id, spec)
+    if body.webhook_url is not None and services.settings.webhook_secret is None:
+        raise bad_request(
+            "Invalid value for 'webhook_url': this server has no webhook secret "
+            "(DAGUERRE_WEBHOOK_SECRET), so it cannot sign webhooks.",
+            param="webhook_url",
+        )
+    job = await jobs.submit(services, account, job_id, spec, request, body.webhook_url)
     return await jobs.describe(services, job, str(request.base_url))
 
 
@@ -60,7 +65,9 @@ async def job_events(
     when the model has one), then one of ``completed``, ``failed`` or ``cancelled``."""
     await jobs.owned_job(services, account, job_id)  # 404 before the stream starts
     return StreamingResponse(
-        _sse(services, job_id, str(request.base_url)),
+        # Keep-alive comments during a quiet stretch (a long queue) stop proxies from
+        # closing the connection.
+        with_keepalive(_sse(services, job_id, str(request.base_url))),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -74,28 +81,5 @@ async def _event_data(services: Services, event: ProgressEvent, base_url: str) -
 
 
 async def _sse(services: Services, job_id: str, base_url: str) -> AsyncIterator[str]:
-    # The feed runs in its own task so that a quiet stretch (a long queue) still sends
-    # keep-alive comments, which stop proxies from closing the connection.
-    queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for event in services.feed.watch(job_id):
-                await queue.put(event)
-        finally:
-            await queue.put(None)
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            if event is None:
-                break
-            yield await _event_data(services, event, base_url)
-        await task  # surfaces an error from the feed, if any
-    finally:
-        task.cancel()
+    async for event in services.feed.watch(job_id):
+        yield await _event_data(services, event, base_url)

@@ -1,0 +1,323 @@
+"""The launch surge: does a free-tier stampede leave paying users alone?
+
+It runs a private `daguerre up` (temp data dir, free loopback ports, one api worker,
+the fake test model with a fixed render time) and, over loopback only:
+
+1. baseline: a steady paid (pro) load at about half the stack's capacity;
+2. surge: the paid load goes on, and free accounts add about ten times the stack's
+   capacity on top (measured from the baseline), for a bounded time;
+3. drain: no new requests; it waits for every accepted job to finish.
+
+It prints, per tier and phase: requests; 202 (accepted), of which deferred; 429; 403;
+5xx; p50 and p99 seconds from sending the request to the final image; and lost jobs
+(accepted, and not succeeded when the drain ends). Targets: paid p99 during the surge
+at most 1.5x paid p99 at baseline, no 5xx, no lost jobs, every deferred job finished.
+
+    .venv/bin/python bench/surge.py                   # about 2-3 minutes
+    .venv/bin/python bench/surge.py --surge-s 10      # shorter
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import REPO, Stack
+
+sys.path.insert(0, str(REPO / "src"))
+
+STEPS = 8
+FREE_ACCOUNTS = 200
+
+
+def access(step_delay_s: float) -> dict[str, object]:
+    """Tiers for the bench: pro as shipped; free defers past a short wait budget, with a
+    per-account limit that a few of the surging accounts hit, and a degraded mode."""
+    return {
+        "tiers": {
+            "free": {
+                "priority": 3,
+                "requests": "3/minute",
+                "images": "3/minute",
+                "wait_budget_s": 10,
+                "over_budget": "defer",
+                "admit_past_cap": False,
+                "steps": STEPS,
+                "degraded": {"steps": STEPS // 4, "partial_images": 0},
+            },
+            "pro": {
+                "priority": 1,
+                "fairness_weight": 4,
+                "requests": "600/minute",
+                "images": "600/minute",
+                "wait_budget_s": 60,
+                "over_budget": "reject",
+                "steps": STEPS,
+            },
+        },
+        "features": {"generate": {"percent": 100}, "edit": {"percent": 100}},
+    }
+
+
+@dataclass
+class Sent:
+    tier: str
+    phase: str
+    sent_at: float  # time.time(), to compare with the job table's timestamps
+    status: int = 0
+    job_id: str | None = None
+    job_status: str | None = None
+    done_s: float | None = None
+    answer_s: float | None = None  # how long the gateway took to answer
+
+
+@dataclass
+class Load:
+    results: list[Sent] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def send(self, http: httpx.AsyncClient, key: str, tier: str, phase: str) -> None:
+        sent = Sent(tier, phase, time.time())
+        self.results.append(sent)
+        body = {"prompt": f"{tier} {len(self.results)}", "size": "64x64", "steps": STEPS}
+        try:
+            response = await http.post(
+                "/v1/jobs", json=body, headers={"Authorization": f"Bearer {key}"}
+            )
+        except httpx.HTTPError:
+            sent.status = 599  # no answer at all counts as a server failure
+            return
+        sent.status = response.status_code
+        sent.answer_s = time.time() - sent.sent_at
+        if response.status_code == 202:
+            data = response.json()
+            sent.job_id, sent.job_status = data["id"], data["status"]
+
+    async def steady(
+        self,
+        http: httpx.AsyncClient,
+        keys: list[str],
+        tier: str,
+        phase: str,
+        rate: float,
+        seconds: float,
+    ) -> None:
+        """Open-loop arrivals: one request every 1/rate s, whatever the answers take."""
+        start = time.monotonic()
+        count = int(rate * seconds)
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(self.send(http, keys[i % len(keys)], tier, phase))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+
+def make_keys(data_dir: Path, tier: str, count: int) -> list[str]:
+    from daguerre.config import Settings
+    from daguerre.store import open_store
+
+    store = open_store(Settings(data_dir=data_dir), migrate=False)
+    try:
+        keys = []
+        for i in range(count):
+            account = store.accounts.create_account(f"{tier}-{i}", tier, "api")
+            keys.append(store.accounts.create_api_key(account.id))
+        return keys
+    finally:
+        store.close()
+
+
+def fill_outcomes(data_dir: Path, results: list[Sent]) -> None:
+    from daguerre.config import Settings
+    from daguerre.store import open_store
+
+    store = open_store(Settings(data_dir=data_dir), migrate=False)
+    try:
+        for sent in results:
+            if sent.job_id is None:
+                continue
+            job = store.jobs.get(sent.job_id)
+            if job is None:
+                continue
+            if job.status.value == "succeeded" and job.finished_at is not None:
+                sent.done_s = job.finished_at - sent.sent_at
+            sent.job_status = f"{sent.job_status}->{job.status.value}"
+    finally:
+        store.close()
+
+
+def pending(data_dir: Path, results: list[Sent]) -> int:
+    from daguerre.config import Settings
+    from daguerre.store import open_store
+
+    store = open_store(Settings(data_dir=data_dir), migrate=False)
+    try:
+        ids = [s.job_id for s in results if s.job_id is not None]
+        return sum(1 for i in ids if (j := store.jobs.get(i)) is None or not j.is_terminal)
+    finally:
+        store.close()
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def report(results: list[Sent]) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    print(
+        f"\n{'tier':<5} {'phase':<9} {'requests':>8} {'202':>5} {'deferred':>8} {'429':>5} "
+        f"{'403':>4} {'5xx':>4} {'p50 s':>7} {'p99 s':>7} {'lost':>5} {'deferred done':>13} "
+        f"{'answer p50/p99 s':>16}"
+    )
+    for tier in ("pro", "free"):
+        for phase in ("baseline", "surge"):
+            group = [s for s in results if s.tier == tier and s.phase == phase]
+            if not group:
+                continue
+            codes = Counter(s.status for s in group)
+            accepted = [s for s in group if s.status == 202]
+            deferred = [s for s in accepted if (s.job_status or "").startswith("deferred")]
+            times = [s.done_s for s in accepted if s.done_s is not None]
+            lost = sum(1 for s in accepted if s.done_s is None)
+            server_errors = sum(n for code, n in codes.items() if code >= 500)
+            deferred_done = sum(1 for s in deferred if s.done_s is not None)
+            answers = [s.answer_s for s in group if s.answer_s is not None]
+            row = {
+                "requests": len(group),
+                "accepted": len(accepted),
+                "deferred": len(deferred),
+                "429": codes[429],
+                "403": codes[403],
+                "5xx": server_errors,
+                "p50": p(times, 0.5),
+                "p99": p(times, 0.99),
+                "lost": lost,
+                "deferred_done": deferred_done,
+                "answer_p50": p(answers, 0.5),
+                "answer_p99": p(answers, 0.99),
+            }
+            rows[f"{tier}/{phase}"] = row
+            print(
+                f"{tier:<5} {phase:<9} {len(group):>8} {len(accepted):>5} {len(deferred):>8} "
+                f"{codes[429]:>5} {codes[403]:>4} {server_errors:>4} {row['p50']:>7.2f} "
+                f"{row['p99']:>7.2f} {lost:>5} {deferred_done:>6}/{len(deferred):<6} "
+                f"{row['answer_p50']:>7.3f}/{row['answer_p99']:<7.3f}"
+            )
+    return rows
+
+
+async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> list[Sent]:
+    pro_keys = [stack.key]
+    free_keys = await asyncio.to_thread(make_keys, data_dir, "free", FREE_ACCOUNTS)
+    load = Load()
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits) as http:
+        # Warm up (first render, connections), then measure the stack's capacity: a
+        # burst of paid jobs on the idle stack, finished per second.
+        warm = Load()
+        await warm.steady(http, pro_keys, "pro", "warm", 50, 0.4)
+        await asyncio.gather(*warm.tasks)
+        while await asyncio.to_thread(pending, data_dir, warm.results):
+            await asyncio.sleep(0.2)
+        started = time.time()
+        burst = Load()
+        await burst.steady(http, pro_keys, "pro", "burst", 200, 0.1)
+        await asyncio.gather(*burst.tasks)
+        while await asyncio.to_thread(pending, data_dir, burst.results):
+            await asyncio.sleep(0.1)
+        capacity = len(burst.results) / (time.time() - started)
+        paid_rate = capacity * args.paid_share
+        surge_rate = capacity * args.surge_factor
+        print(
+            f"capacity ~{capacity:.2f} jobs/s; paid load {paid_rate:.2f}/s; "
+            f"free surge {surge_rate:.1f}/s for {args.surge_s:.0f} s",
+            flush=True,
+        )
+
+        await load.steady(http, pro_keys, "pro", "baseline", paid_rate, args.baseline_s)
+        surge_paid = asyncio.create_task(
+            load.steady(http, pro_keys, "pro", "surge", paid_rate, args.surge_s)
+        )
+        await load.steady(http, free_keys, "free", "surge", surge_rate, args.surge_s)
+        await surge_paid
+        await asyncio.gather(*list(load.tasks))
+        surge_end = time.monotonic()
+        while time.monotonic() - surge_end < args.drain_s:
+            left = await asyncio.to_thread(pending, data_dir, load.results)
+            if not left:
+                break
+            await asyncio.sleep(1.0)
+        print(f"drained in {time.monotonic() - surge_end:.1f} s", flush=True)
+        metrics = (await http.get("/metrics")).text
+    degraded = [
+        line for line in metrics.splitlines() if line.startswith("daguerre_jobs_degraded_total")
+    ]
+    print("\n".join(degraded) or "no degraded jobs")
+    return load.results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline-s", type=float, default=40)
+    parser.add_argument("--surge-s", type=float, default=25)
+    parser.add_argument("--drain-s", type=float, default=90, help="the most to wait after")
+    parser.add_argument("--paid-share", type=float, default=0.5, help="of capacity")
+    parser.add_argument("--surge-factor", type=float, default=10, help="x capacity")
+    parser.add_argument("--step-delay-s", type=float, default=0.04, help="fake render pace")
+    parser.add_argument("--concurrency", type=int, default=2, help="renders at once (worker)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    args.baseline_s = min(args.baseline_s, 60)
+    args.surge_s = min(args.surge_s, 60)
+    args.drain_s = min(args.drain_s, 120)
+
+    with tempfile.TemporaryDirectory(prefix="daguerre-surge-") as tmp:
+        data_dir = Path(tmp)
+        pools = {
+            "api": {
+                "task_queue": "bench-api",
+                "concurrency": args.concurrency,
+                "max_backlog": 60,
+                "degrade_backlog": 20,
+            }
+        }
+        env = {
+            "DAGUERRE_ACCESS": json.dumps(access(args.step_delay_s)),
+            "DAGUERRE_POOLS": json.dumps(pools),
+            "DAGUERRE_RENDER_STEP_DELAY_S": str(args.step_delay_s),
+            "DAGUERRE_PROGRESS_INTERVAL_S": "1",
+        }
+        stack = Stack("fake", data_dir, 0, env)
+        try:
+            results = asyncio.run(asyncio.wait_for(run(args, stack, data_dir), 300))
+        finally:
+            stack.stop()
+        fill_outcomes(data_dir, results)
+        rows = report(results)
+    base, surge = rows.get("pro/baseline"), rows.get("pro/surge")
+    if base and surge:
+        ratio = surge["p99"] / base["p99"]
+        print(
+            f"\npaid p99: baseline {base['p99']:.2f} s, surge {surge['p99']:.2f} s ({ratio:.2f}x)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Admission: should this job be queued, deferred, or refused, and how long will it wait?
+
+The estimate is the pool's backlog that runs no later than the job (its priority key or
+a smaller one, from the job table) divided by the pool's measured throughput (jobs
+finished in the last minute). Under load we give up latency before availability:
+
+- within the tier's wait budget: queued at the tier's priority;
+- past it, a ``defer`` tier: accepted as ``deferred`` and started at once at the lowest
+  priority key (DEFERRED_PRIORITY), so Temporal runs it when nothing else waits, and no
+  accepted job is ever held only in a gateway's memory;
+- past it, a ``reject`` tier: 429 with a Retry-After from the estimate;
+- at the pool's hard backlog cap: only tiers with ``admit_past_cap``.
+
+Degraded mode: while a pool's backlog is past ``degrade_backlog`` (and until it falls
+below half of that) tiers with reduced settings get them. Operators can force it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from daguerre.access import DEFERRED_PRIORITY, RenderDefaults, TierSettings
+from daguerre.config import Settings
+from daguerre.domain import JobSpec, JobStatus
+from daguerre.gateway.controls import LiveControls
+from daguerre.gateway.errors import APIError
+from daguerre.store import JobStore
+
+THROUGHPUT_WINDOW_S = 60.0
+# Below this many finished jobs in the window the rate says little; use render times.
+MIN_SAMPLE = 5
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: JobStatus
+    priority: int
+    degraded: bool
+    ahead: int
+    wait_s: float | None
+
+
+@dataclass
+class _Cached:
+    at: float = 0.0
+    value: float | None = None
+
+
+class Admission:
+    def __init__(self, settings: Settings, jobs: JobStore, controls: LiveControls) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._controls = controls
+        self._throughput: dict[str, _Cached] = {}
+        self._degraded: dict[str, bool] = {}
+        self._cache_s = 1.0
+
+    # --- measurements (blocking: call from a thread) ------------------------------------
+    def throughput(self, pool: str) -> float | None:
+        """Jobs per second the pool finishes, or None before it has finished any."""
+        cached = self._throughput.setdefault(pool, _Cached())
+        now = time.monotonic()
+        if now - cached.at < self._cache_s:
+            return cached.value
+        since = datetime.now(UTC) - timedelta(seconds=THROUGHPUT_WINDOW_S)
+        count, oldest = self._jobs.finished_since(pool, since)
+        value: float | None = None
+        if count >= MIN_SAMPLE and oldest is not None:
+            # Over the span actually covered: a pool idle until a moment ago is not slow.
+            span = max(1.0, (datetime.now(UTC) - oldest).total_seconds())
+            value = count / span
+        else:
+            render_s = self._jobs.recent_render_seconds(pool)
+            if render_s:
+                settings = self._settings.pools[pool]
+                value = max(1, settings.processes * settings.concurrency) / render_s
+        cached.at, cached.value = now, value
+        return value
+
+    def is_degraded(self, pool: str, backlog: int | None = None) -> bool:
+        mode = self._controls.degraded_mode(pool)
+        if mode != "auto":
+            return mode == "on"
+        if backlog is None:
+            backlog = self._jobs.backlog(pool)
+        threshold = self._settings.pools[pool].degrade_backlog
+        was = self._degraded.get(pool, False)
+        # Hysteresis: on at the threshold, off below half of it, so it does not flap.
+        now = backlog >= threshold if not was else backlog >= threshold / 2
+        self._degraded[pool] = now
+        return now
+
+    def estimate(self, pool: str, priority: int) -> tuple[int, float | None]:
+        ahead = self._jobs.backlog(pool, priority)
+        if ahead == 0:
+            return 0, 0.0
+        rate = self.throughput(pool)
+        return ahead, (round(ahead / rate, 1) if rate else None)
+
+    # --- the decision -------------------------------------------------------------------
+    def decide(self, tier_name: str, pool: str, can_defer: bool = True) -> Decision:
+        """Blocking (database reads): call from a thread. Raises a 429 APIError.
+
+        ``can_defer`` is False for a client that holds its connection open for the
+        image (OpenAI's synchronous and streaming endpoints): a deferred job would only
+        keep it waiting, so past the budget it gets the 429 and its Retry-After."""
+        tier = self._controls.tier(tier_name)
+        pool_settings = self._settings.pools[pool]
+        backlog = self._jobs.backlog(pool)
+        if backlog >= pool_settings.max_backlog and not tier.admit_past_cap:
+            _, wait = self.estimate(pool, DEFERRED_PRIORITY)
+            raise APIError(
+                429,
+                f"The service is at capacity for your plan ({tier_name}); please retry later.",
+                code="capacity_exceeded",
+                type="requests",
+                headers={"Retry-After": str(_retry_after(wait, 0.0, default=30))},
+            )
+        ahead, wait = self.estimate(pool, tier.priority)
+        status, priority = JobStatus.QUEUED, tier.priority
+        if wait is not None and wait > tier.wait_budget_s:
+            if tier.over_budget == "reject" or not can_defer:
+                retry = _retry_after(wait, tier.wait_budget_s, default=10)
+                raise APIError(
+                    429,
+                    f"The queue is too long for your plan ({tier_name}): the estimated wait "
+                    f"is {wait:.0f} s, over its budget of {tier.wait_budget_s:.0f} s. "
+                    f"Please retry in {retry} s.",
+                    code="queue_full",
+                    type="requests",
+                    headers={"Retry-After": str(retry)},
+                )
+            status, priority = JobStatus.DEFERRED, DEFERRED_PRIORITY
+        degraded = tier.degraded is not None and self.is_degraded(pool, backlog)
+        return Decision(status, priority, degraded, ahead, wait)
+
+
+def _retry_after(wait: float | None, budget: float, default: int) -> int:
+    if wait is None:
+        return default
+    return max(1, math.ceil(wait - budget))
+
+
+def apply_tier(spec: JobSpec, tier: TierSettings, degraded: bool) -> JobSpec:
+    """The spec with the tier's defaults (and ceilings) filled in, reduced when degraded."""
+    terms: RenderDefaults = tier.degraded if degraded and tier.degraded else tier
+    steps = spec.steps if spec.steps is not None else tier.steps
+    if degraded and terms.steps is not None and (steps is None or steps > terms.steps):
+        steps = terms.steps
+    return replace(
+        spec,
+        steps=steps,
+        partial_images=min(spec.partial_images, terms.partial_images),
+        quality=spec.quality if spec.quality is not None else terms.quality,
+    )

@@ -1,0 +1,134 @@
+"""The operators' API: change tiers' limits, feature flags and degraded mode while the
+service runs. Changes go to the database, which every gateway re-reads every second."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio
+from fastapi import APIRouter
+from pydantic import BaseModel, ValidationError
+
+from daguerre.access import FeatureSettings, TierSettings, merged
+from daguerre.gateway.controls import degraded_key, feature_key, tier_key
+from daguerre.gateway.deps import AdminDep, ServicesDep
+from daguerre.gateway.errors import APIError, bad_request, not_found
+from daguerre.gateway.services import Services
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class DegradedUpdate(BaseModel):
+    mode: Literal["auto", "on", "off"]
+
+
+def _unknown_pool(services: Services, pool: str) -> APIError:
+    known = ", ".join(services.settings.pools)
+    return not_found(f"No pool named '{pool}'. Pools: {known}.")
+
+
+async def _change(
+    services: Services, key: str, base: TierSettings | FeatureSettings, changes: dict[str, Any]
+) -> None:
+    """Add ``changes`` to the stored override for ``key``, after checking the result."""
+    stored = dict(services.controls.overrides.get(key) or {})
+    stored.update(changes)
+    try:
+        merged(base, stored)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise bad_request(f"Invalid value for '{field}': {message}.", param=field) from None
+    await anyio.to_thread.run_sync(services.store.controls.put, key, stored)
+    await anyio.to_thread.run_sync(services.controls.refresh)
+
+
+async def _reset(services: Services, key: str) -> None:
+    await anyio.to_thread.run_sync(services.store.controls.delete, key)
+    await anyio.to_thread.run_sync(services.controls.refresh)
+
+
+@router.get("/access")
+async def show_access(_: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    """The tiers and flags in force (configuration plus overrides), and the overrides."""
+    await anyio.to_thread.run_sync(services.controls.refresh)
+    return {
+        **services.controls.access.model_dump(),
+        "overrides": services.controls.overrides,
+    }
+
+
+@router.patch("/tiers/{name}")
+async def update_tier(
+    name: str, changes: dict[str, Any], _: AdminDep, services: ServicesDep
+) -> TierSettings:
+    """Change some of a tier's fields, e.g. ``{"requests": "10/minute"}``."""
+    base = services.settings.tiers.get(name, TierSettings())
+    await _change(services, tier_key(name), base, changes)
+    return services.controls.tier(name)
+
+
+@router.delete("/tiers/{name}")
+async def reset_tier(name: str, _: AdminDep, services: ServicesDep) -> TierSettings:
+    """Drop a tier's overrides: back to the configuration file."""
+    await _reset(services, tier_key(name))
+    return services.controls.tier(name)
+
+
+@router.patch("/features/{name}")
+async def update_feature(
+    name: str, changes: dict[str, Any], _: AdminDep, services: ServicesDep
+) -> FeatureSettings:
+    """Change a flag, e.g. ``{"percent": 25}``, ``{"tiers": ["pro"]}``, ``{"enabled": false}``."""
+    assert services.settings.access is not None
+    base = services.settings.access.features.get(name, FeatureSettings())
+    await _change(services, feature_key(name), base, changes)
+    flag = services.controls.feature(name)
+    assert flag is not None
+    return flag
+
+
+@router.delete("/features/{name}")
+async def reset_feature(name: str, _: AdminDep, services: ServicesDep) -> FeatureSettings | None:
+    await _reset(services, feature_key(name))
+    return services.controls.feature(name)
+
+
+async def _pool_state(services: Services, pool: str) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        jobs, admission = services.store.jobs, services.admission
+        backlog = jobs.backlog(pool)
+        rate = admission.throughput(pool)
+        return {
+            "pool": pool,
+            "backlog": backlog,
+            "running": jobs.running_count(pool),
+            "throughput_per_s": round(rate, 3) if rate else None,
+            "degraded": admission.is_degraded(pool, backlog),
+            "degraded_mode": services.controls.degraded_mode(pool),
+            "degrade_backlog": services.settings.pools[pool].degrade_backlog,
+            "max_backlog": services.settings.pools[pool].max_backlog,
+        }
+
+    return await anyio.to_thread.run_sync(read)
+
+
+@router.get("/pools")
+async def show_pools(_: AdminDep, services: ServicesDep) -> list[dict[str, Any]]:
+    return [await _pool_state(services, pool) for pool in services.settings.pools]
+
+
+@router.put("/pools/{pool}/degraded")
+async def set_degraded(
+    pool: str, body: DegradedUpdate, _: AdminDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Force degraded mode ``on`` or ``off`` for a pool, or give it back to ``auto``."""
+    if pool not in services.settings.pools:
+        raise _unknown_pool(services, pool)
+    if body.mode == "auto":
+        await _reset(services, degraded_key(pool))
+    else:
+        await anyio.to_thread.run_sync(services.store.controls.put, degraded_key(pool), body.mode)
+        await anyio.to_thread.run_sync(services.controls.refresh)
+    return await _pool_state(services, pool)
