@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -96,6 +98,15 @@ class Stack:
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.key = self._read_key()
+        # Keep reading the stack's output (its processes' logs): a full pipe would block
+        # them mid-write. The last lines are kept for a post-mortem.
+        self.tail: collections.deque[str] = collections.deque(maxlen=200)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.tail.append(line)
 
     def _read_key(self, timeout_s: float = 120.0) -> str:
         assert self.proc.stdout is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,9 @@ class PoolSettings(BaseModel):
     max_backlog: int = Field(default=2000, ge=1)
     # Degraded mode switches on at this backlog and off again below half of it.
     degrade_backlog: int = Field(default=200, ge=1)
+    # A render yields its slot (checkpoint, back to the queue) to waiting work of a higher
+    # priority when every slot of its worker is busy: see workers/preemption.py.
+    preemption: bool = True
 
 
 def _default_pools() -> dict[str, PoolSettings]:
@@ -100,6 +103,17 @@ class Settings(BaseSettings):
     retry_initial_interval_s: float = 1.0
     render_attempt_timeout_s: float = 1800.0
     heartbeat_timeout_s: float = 10.0
+    # Preemption (pools with ``preemption``): how often a full worker looks for waiting
+    # higher-priority work, how long that work must have waited first, and how many
+    # times one job may yield before it keeps its slot to the end.
+    preempt_check_s: float = Field(default=0.02, gt=0)
+    preempt_grace_s: float = Field(default=0.02, ge=0)
+    max_preemptions: int = Field(default=10, ge=0)
+    # Temporal's workflow sandbox. "strict" re-imports the workflow modules for every
+    # workflow run, which catches non-deterministic module-level code and calls (the wall
+    # clock, randomness, I/O); measured under a surge, that was most of a worker's CPU.
+    # "fast" imports them once. The tests run the workflow under "strict".
+    workflow_sandbox: Literal["strict", "fast"] = "fast"
 
     # --- pools and products -------------------------------------------------------------
     pools: dict[str, PoolSettings] = Field(default_factory=_default_pools)

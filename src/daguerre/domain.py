@@ -138,6 +138,8 @@ class JobRecord:
     preview_key: str | None = None
     resumed_from_step: int | None = None
     attempts: int = 0
+    # Times the render handed its slot to higher-priority work (and resumed later).
+    preemptions: int = 0
     error: str | None = None
     error_code: str | None = None
     started_at: float | None = None

@@ -173,7 +173,8 @@ def test_queued_and_deferred_in_plain_words_then_the_image_arrives(
     new_page: NewPage, web_stack: WebStack
 ) -> None:
     """The stack is idle, so its queue is simulated: the first connections to the job's
-    events answer a queued, then a deferred job; then the real stream delivers the image
+    events answer a queued, a deferred, then a paused job (one that yielded its slot to
+    paid work); then the real stream delivers the image
     (the page reconnects by itself, no reload)."""
     fake: dict[str, Any] = {"status": "queued"}
 
@@ -181,14 +182,17 @@ def test_queued_and_deferred_in_plain_words_then_the_image_arrives(
         if fake["status"] == "real":
             route.continue_()
             return
+        paused = fake["status"] == "paused"  # queued again after yielding its slot
+        queued = fake["status"] == "queued" or paused
         job = {
             "id": "job_x",
             "object": "job",
-            "status": fake["status"],
-            "queue_position": 2 if fake["status"] == "queued" else None,
-            "estimated_wait_s": 4.2 if fake["status"] == "queued" else None,
-            "step": 0,
-            "total_steps": None,
+            "status": "queued" if paused else fake["status"],
+            "queue_position": 2 if queued else None,
+            "estimated_wait_s": 4.2 if queued else None,
+            "step": 3 if paused else 0,
+            "total_steps": 8 if paused else None,
+            "preemptions": 1 if paused else 0,
             "images": [],
         }
         route.fulfill(status=200, content_type="text/event-stream", body=_fake_events(job))
@@ -202,6 +206,10 @@ def test_queued_and_deferred_in_plain_words_then_the_image_arrives(
     fake["status"] = "deferred"
     expect(status).to_contain_text("Deferred: we will finish this when capacity frees.")
     shot(page, "deferred")
+    fake["status"] = "paused"
+    expect(status).to_have_text(
+        "Paused at step 3 of 8. In the queue: 2 ahead of you, about 4 s to wait."
+    )
     fake["status"] = "real"
     expect(image(page, 1)).to_have_attribute("data-state", "final")
     expect(status).to_be_hidden()

@@ -64,6 +64,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
         attempt_timeout_s=settings.render_attempt_timeout_s,
         max_attempts=settings.render_max_attempts,
         initial_interval_s=settings.retry_initial_interval_s,
+        max_preemptions=settings.max_preemptions,
     )
 
 

@@ -34,6 +34,9 @@ class RenderPolicy:
     attempt_timeout_s: float = 1800.0
     max_attempts: int = 5
     initial_interval_s: float = 1.0
+    # How many times a render may hand its slot to higher-priority work (preemption, see
+    # workers/preemption.py); after that it keeps its slot, so it always finishes.
+    max_preemptions: int = 10
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ class GenerateImageOutput:
 class RenderInput:
     job_id: str
     spec: JobSpec
+    # Where an earlier render activity of this job stopped when it yielded its slot. A
+    # retry of the same activity resumes from its own heartbeat instead (newer).
+    resume_step: int = 0
+    resume_checkpoint: str | None = None
+    # Whether this render may be asked to yield its slot to higher-priority work.
+    preemptible: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,10 @@ class RenderOutput:
     job_id: str
     status: str  # the job's status when the activity ended
     image_ids: list[str] = field(default_factory=list)
+    # Set when the render yielded its slot: the step it stopped at and its checkpoint.
+    # The workflow then schedules the render again from there.
+    yielded_at_step: int | None = None
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)

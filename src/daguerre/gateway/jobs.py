@@ -278,6 +278,7 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
         total_steps=job.total_steps,
         resumed_from_step=job.resumed_from_step,
         attempts=job.attempts,
+        preemptions=job.preemptions,
         error=job.error,
         error_code=job.error_code,
         started_at=job.started_at,

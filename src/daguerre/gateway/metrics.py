@@ -68,13 +68,22 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.preemptions = Counter(
+            "daguerre_job_preemptions",
+            "Times finished jobs' renders yielded their slot to higher-priority work",
+            ["tier"],
+            registry=self.registry,
+        )
         self._watermark = datetime.now(UTC)
 
     def observe_finished(self, jobs: JobStore) -> None:
         """Feed the histograms with the jobs finished since the last call (blocking)."""
         now = datetime.now(UTC)
-        for tier, _pool, created, started, finished in jobs.finished_between(self._watermark, now):
+        finished_jobs = jobs.finished_between(self._watermark, now)
+        for tier, _pool, created, started, finished, preemptions in finished_jobs:
             label = tier or "unknown"
+            if preemptions:
+                self.preemptions.labels(label).inc(preemptions)
             if started is not None:
                 self.wait.labels(label).observe(max(0.0, started - created))
                 if finished is not None:

@@ -174,6 +174,11 @@ class JobPublic(BaseModel):
     total_steps: int | None = None
     resumed_from_step: int | None = None
     attempts: int
+    preemptions: int = Field(
+        default=0,
+        description="Times the render paused (at a checkpoint, losing nothing) to let "
+        "higher-priority work through.",
+    )
     error: str | None = None
     error_code: str | None = None
     started_at: float | None = None

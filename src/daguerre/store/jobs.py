@@ -61,6 +61,7 @@ def _job(row: JobRow, images: Sequence[ImageRow] = ()) -> JobRecord:
         preview_key=row.preview_key,
         resumed_from_step=row.resumed_from_step,
         attempts=row.attempts,
+        preemptions=row.preemptions or 0,
         error=row.error,
         error_code=row.error_code,
         started_at=_ts(row.started_at),
@@ -182,9 +183,9 @@ class JobStore:
 
     def finished_between(
         self, since: datetime, until: datetime
-    ) -> list[tuple[str | None, str, float, float | None, float | None]]:
-        """(tier, pool, created, started, finished) of jobs that finished in [since, until),
-        for the wait and render histograms."""
+    ) -> list[tuple[str | None, str, float, float | None, float | None, int]]:
+        """(tier, pool, created, started, finished, preemptions) of jobs that finished in
+        [since, until), for the wait and render histograms."""
         with self._sessions() as session:
             rows = session.execute(
                 select(
@@ -193,9 +194,10 @@ class JobStore:
                     JobRow.created_at,
                     JobRow.started_at,
                     JobRow.finished_at,
+                    JobRow.preemptions,
                 ).where(JobRow.finished_at >= since, JobRow.finished_at < until)
             ).all()
-        return [(t, p, c.timestamp(), _ts(s), _ts(f)) for t, p, c, s, f in rows]
+        return [(t, p, c.timestamp(), _ts(s), _ts(f), n or 0) for t, p, c, s, f, n in rows]
 
     def running_count(self, pool: str) -> int:
         with self._sessions() as session:
@@ -205,6 +207,27 @@ class JobStore:
                 .where(JobRow.pool == pool, JobRow.status == JobStatus.RUNNING.value)
             )
         return int(count or 0)
+
+    def waiting_above(
+        self, pool: str, priority: int, created_before: datetime, limit: int = 16
+    ) -> list[tuple[str, int, float]]:
+        """(id, priority, submitted at) of the pool's queued jobs at a higher priority (a
+        smaller key) than ``priority`` and submitted before ``created_before``: the work a
+        render at ``priority`` should make way for. Highest priority first, at most
+        ``limit``."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(JobRow.id, JobRow.priority, JobRow.created_at)
+                .where(
+                    JobRow.pool == pool,
+                    JobRow.status == JobStatus.QUEUED.value,
+                    JobRow.priority < priority,
+                    JobRow.created_at < created_before,
+                )
+                .order_by(JobRow.priority, JobRow.created_at)
+                .limit(limit)
+            ).all()
+        return [(job_id, int(p or 0), created.timestamp()) for job_id, p, created in rows]
 
     def recent_render_seconds(self, pool: str, sample: int = 20) -> float | None:
         """Mean start-to-finish time of the pool's latest successful renders."""
@@ -246,6 +269,19 @@ class JobStore:
             resumed_from_step=resumed_from_step,
             step=resumed_from_step or 0,
             started_at=func.coalesce(JobRow.started_at, literal(now, UTCDateTime())),
+        )
+
+    def requeue(self, job_id: str, step: int, status: JobStatus = JobStatus.QUEUED) -> bool:
+        """A running render gave its slot away at ``step`` (preemption): the job waits
+        again, keeping its progress. False if it is no longer running."""
+        if status not in (JobStatus.QUEUED, JobStatus.DEFERRED):
+            raise ValueError(f"a job waits as queued or deferred, not {status}")
+        return self._update(
+            job_id,
+            JobRow.status == JobStatus.RUNNING.value,
+            status=status.value,
+            step=step,
+            preemptions=JobRow.preemptions + 1,
         )
 
     def record_progress(self, job_id: str, step: int, preview_key: str | None) -> bool:

@@ -89,6 +89,8 @@ class JobRow(Base):
     __table_args__ = (
         # Queue position: queued jobs of one pool in arrival order.
         Index("ix_jobs_pool_status_created", "pool", "status", "created_at"),
+        # Preemption and admission: waiting jobs of one pool above a priority.
+        Index("ix_jobs_pool_status_priority", "pool", "status", "priority"),
         Index("ix_jobs_account_created", "account_id", "created_at"),
     )
 
@@ -110,6 +112,8 @@ class JobRow(Base):
     preview_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     resumed_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times its render gave its worker slot to waiting work of a higher priority.
+    preemptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Machine-readable kind of failure, see domain.ErrorCode.
     error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)

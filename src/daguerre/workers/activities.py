@@ -1,15 +1,17 @@
 """The render and finalize activities.
 
 Render drives the model's loop itself so that between steps it can heartbeat, write a
-checkpoint every ``checkpoint_every`` steps, publish progress (with a preview), and
-notice a cancel. Activities run at least once, so everything it stores is keyed by job
-id and image index and written as an upsert: running it twice gives the same result.
+checkpoint every ``checkpoint_every`` steps, publish progress (with a preview), notice a
+cancel, and yield its slot to higher-priority work when asked (workers/preemption.py).
+Activities run at least once, so everything it stores is keyed by job id and image
+index and written as an upsert: running it twice gives the same result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from daguerre.access import DEFERRED_PRIORITY
 from daguerre.config import Settings
 from daguerre.domain import (
     ImageRecord,
@@ -40,6 +43,7 @@ from daguerre.store import Store
 from daguerre.store.progress import ProgressSink, progress_sink
 from daguerre.workers import imaging
 from daguerre.workers.edits import EditInputs, load_edit_inputs
+from daguerre.workers.preemption import Preemption, RenderTicket
 from daguerre.workers.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -71,10 +75,17 @@ class Resume:
 
 
 class RenderActivities:
-    def __init__(self, runtime: ModelRuntime, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        store: Store,
+        settings: Settings,
+        preemption: Preemption | None = None,
+    ) -> None:
         self._runtime = runtime
         self._store = store
         self._settings = settings
+        self._preemption = preemption
         self._progress: ProgressSink = progress_sink(settings, store.jobs, store.blobs)
 
     @activity.defn(name=RENDER_ACTIVITY)
@@ -93,12 +104,29 @@ class RenderActivities:
                 type="WrongModel",
             )
 
+        # A retry resumes from its own last heartbeat; a render the workflow scheduled
+        # again after a yield starts from where that one stopped.
+        if info.heartbeat_details:
+            resume = Resume.from_details(info.heartbeat_details)
+        else:
+            resume = Resume(step=inp.resume_step, checkpoint=inp.resume_checkpoint)
         try:
-            return await self._render(job, inp.spec, Resume.from_details(info.heartbeat_details))
+            return await self._render(job, inp.spec, resume, inp.preemptible)
         except ModelInputError as err:
             raise ApplicationError(str(err), type="ModelInputError") from err
 
-    async def _render(self, job: JobRecord, spec: JobSpec, resume: Resume) -> RenderOutput:
+    def _ticket(
+        self, job: JobRecord, state: RenderState, preemptible: bool
+    ) -> AbstractContextManager[RenderTicket]:
+        """This render, as the preemption watcher sees it (while the block runs)."""
+        if self._preemption is None:
+            return nullcontext(RenderTicket(job.id, job.priority, preemptible=False))
+        steps_left = state.total_steps - state.step
+        return self._preemption.running(job.id, job.priority, preemptible, steps_left)
+
+    async def _render(
+        self, job: JobRecord, spec: JobSpec, resume: Resume, preemptible: bool
+    ) -> RenderOutput:
         attempt = activity.info().attempt
         model = self._runtime.model
         edit = await anyio.to_thread.run_sync(load_edit_inputs, self._store.blobs, spec)
@@ -110,38 +138,53 @@ class RenderActivities:
         if not running:
             return await self._current(job.id)
 
-        # Keep naming the checkpoint we resumed from until there is a newer one, so that
-        # a second crash before the next checkpoint still does not start over.
-        checkpoint = resume.checkpoint if resumed_from else None
-        activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
-        settings = self._settings
-        clock = asyncio.get_running_loop().time
-        published = clock()
-        partials = partial_steps(state.total_steps, spec.partial_images)
-        while state.step < state.total_steps:
-            state = await self._runtime.call(model.step, state)
-            if state.step % settings.checkpoint_every == 0 and state.step < state.total_steps:
-                checkpoint = await self._checkpoint(job.id, state)
-            partial = partials.index(state.step) if state.step in partials else None
-            if partial is not None:
-                # Written before the step is published: a watcher that sees the step
-                # finds the partial image already there.
-                await self._partial(job.id, spec, state, partial)
-            if partial is not None or clock() - published >= settings.progress_interval_s:
-                published = clock()
-                if not await self._publish(job.id, state):
-                    return await self._current(job.id)  # cancelled or failed meanwhile
+        # Registered for the preemption watcher from here on: the slot is now busy with
+        # a render that knows how many steps it has left.
+        with self._ticket(job, state, preemptible) as ticket:
+            if self._preemption is not None and preemptible:
+                await self._preemption.check_now()
+            # Keep naming the checkpoint we resumed from until there is a newer one, so that
+            # a second crash before the next checkpoint still does not start over.
+            checkpoint = resume.checkpoint if resumed_from else None
             activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
-            if settings.render_step_delay_s:
-                await asyncio.sleep(settings.render_step_delay_s)
+            settings = self._settings
+            clock = asyncio.get_running_loop().time
+            published = clock()
+            partials = partial_steps(state.total_steps, spec.partial_images)
+            step_started: float | None = None
+            while state.step < state.total_steps:
+                if ticket.asked_to_yield:
+                    return await self._yield(job, state, checkpoint)
+                # What the watcher may still save by asking now: the steps after this one
+                # (the next boundary is after it), at the pace measured so far (a whole
+                # step: the model's plus everything done between steps).
+                now = clock()
+                pace = None if step_started is None else now - step_started
+                step_started = now
+                ticket.progress(state.step + 1, state.total_steps, pace)
+                state = await self._runtime.call(model.step, state)
+                if state.step % settings.checkpoint_every == 0 and state.step < state.total_steps:
+                    checkpoint = await self._checkpoint(job.id, state)
+                partial = partials.index(state.step) if state.step in partials else None
+                if partial is not None:
+                    # Written before the step is published: a watcher that sees the step
+                    # finds the partial image already there.
+                    await self._partial(job.id, spec, state, partial)
+                if partial is not None or clock() - published >= settings.progress_interval_s:
+                    published = clock()
+                    if not await self._publish(job.id, state):
+                        return await self._current(job.id)  # cancelled or failed meanwhile
+                activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+                if settings.render_step_delay_s:
+                    await asyncio.sleep(settings.render_step_delay_s)
 
-        results = await self._runtime.call(model.finish, state)
-        images = await anyio.to_thread.run_sync(self._store_results, job, spec, results, edit)
-        if not await anyio.to_thread.run_sync(self._store.jobs.complete, job.id, images):
-            return await self._current(job.id)
-        await anyio.to_thread.run_sync(self._progress.notify, job.id)
-        await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{job.id}")
-        return RenderOutput(job.id, JobStatus.SUCCEEDED.value, [i.id for i in images])
+            results = await self._runtime.call(model.finish, state)
+            images = await anyio.to_thread.run_sync(self._store_results, job, spec, results, edit)
+            if not await anyio.to_thread.run_sync(self._store.jobs.complete, job.id, images):
+                return await self._current(job.id)
+            await anyio.to_thread.run_sync(self._progress.notify, job.id)
+            await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{job.id}")
+            return RenderOutput(job.id, JobStatus.SUCCEEDED.value, [i.id for i in images])
 
     @activity.defn(name=FINALIZE_ACTIVITY)
     async def finalize(self, inp: FinalizeInput) -> FinalizeOutput:
@@ -171,6 +214,29 @@ class RenderActivities:
                 )
         state = await self._runtime.call(model.start, requests)
         return state, (0 if attempt > 1 else None)
+
+    async def _yield(
+        self, job: JobRecord, state: RenderState, checkpoint: str | None
+    ) -> RenderOutput:
+        """Stop here for higher-priority work: checkpoint, put the job back in the queue,
+        and tell the workflow where to resume."""
+        if state.step == 0:
+            checkpoint = None  # nothing done yet: the next attempt simply starts
+        elif checkpoint != checkpoint_key(job.id, state.step):
+            checkpoint = await self._checkpoint(job.id, state)
+        activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+        deferred = job.priority is not None and job.priority >= DEFERRED_PRIORITY
+        waits_as = JobStatus.DEFERRED if deferred else JobStatus.QUEUED
+        requeued = await anyio.to_thread.run_sync(
+            self._store.jobs.requeue, job.id, state.step, waits_as
+        )
+        if not requeued:
+            return await self._current(job.id)  # cancelled or failed meanwhile
+        await anyio.to_thread.run_sync(self._progress.notify, job.id)
+        log.info("job %s: yielded its slot at step %d", job.id, state.step)
+        return RenderOutput(
+            job.id, waits_as.value, yielded_at_step=state.step, checkpoint=checkpoint
+        )
 
     async def _checkpoint(self, job_id: str, state: RenderState) -> str:
         # Earlier checkpoints stay until the job ends: the attempt that resumes reads the

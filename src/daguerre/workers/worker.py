@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from daguerre.config import Settings
 from daguerre.engine.client import connect
@@ -18,10 +19,24 @@ from daguerre.engine.contracts import control_queue
 from daguerre.engine.workflows import GenerateImage
 from daguerre.store import open_store
 from daguerre.workers.activities import RenderActivities
+from daguerre.workers.preemption import Preemption
 from daguerre.workers.runtime import ModelRuntime
 from daguerre.workers.webhooks import WebhookActivities
 
 log = logging.getLogger(__name__)
+
+# Temporal's sandbox re-imports a workflow's modules for every new workflow run, which
+# profiling under a surge showed to be most of a worker's CPU (compiling and running
+# engine/workflows.py again for each job, on the event loop that also drives renders).
+# "fast" imports them once. That also passes the workflow module's own imports (e.g.
+# datetime) through unchecked, so the tests run the workflow under "strict", where any
+# wall clock, randomness or I/O in workflow code fails.
+WORKFLOW_RUNNERS = {
+    "strict": SandboxedWorkflowRunner(),
+    "fast": SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+    ),
+}
 
 
 async def connect_with_retry(settings: Settings, timeout_s: float = 60.0) -> Client:
@@ -48,13 +63,23 @@ async def pool_workers(
         raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
     pool_settings = settings.pools[pool]
     store = open_store(settings)
-    activities = RenderActivities(runtime, store, settings)
+    preemption = None
+    if pool_settings.preemption:
+        preemption = Preemption(
+            store.jobs,
+            pool,
+            slots=pool_settings.concurrency,
+            check_s=settings.preempt_check_s,
+            grace_s=settings.preempt_grace_s,
+        )
+    activities = RenderActivities(runtime, store, settings, preemption)
     webhooks = WebhookActivities(store, settings)
     workers = [
         Worker(
             client,
             task_queue=pool_settings.task_queue,
             workflows=[GenerateImage],
+            workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
             activities=[activities.render],
             max_concurrent_activities=pool_settings.concurrency,
             # Eager dispatch would hand a job's render straight back to this worker,
@@ -71,11 +96,16 @@ async def pool_workers(
         ),
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
+    watcher = asyncio.create_task(preemption.watch()) if preemption is not None else None
     try:
         yield workers
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if watcher is not None:
+            await asyncio.gather(watcher, return_exceptions=True)
         store.close()
 
 

@@ -115,3 +115,47 @@ def test_discard_only_forgets_queued_jobs(store: Store, account: Account) -> Non
     store.jobs.discard("b")
     assert store.jobs.get("a") is None
     assert store.jobs.get("b") is not None
+
+
+def test_waiting_above_lists_higher_priority_queued_jobs_first(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    account = store.accounts.create_account("w", "free", "api")
+    spec = JobSpec(prompt="p", model="fake")
+    store.jobs.create("free", account.id, "api", spec, priority=3)
+    store.jobs.create("plus", account.id, "api", spec, priority=2)
+    store.jobs.create("pro", account.id, "api", spec, priority=1)
+    store.jobs.create("other-pool", account.id, "chat", spec, priority=1)
+    store.jobs.create("deferred", account.id, "api", spec, priority=1, status=JobStatus.DEFERRED)
+    store.jobs.create("running", account.id, "api", spec, priority=1)
+    store.jobs.mark_running("running", 1, 8, None)
+    later = datetime.now(UTC) + timedelta(seconds=5)
+
+    def ids(found: list[tuple[str, int, float]]) -> list[tuple[str, int]]:
+        return [(job_id, priority) for job_id, priority, _ in found]
+
+    assert ids(store.jobs.waiting_above("api", 3, later)) == [("pro", 1), ("plus", 2)]
+    assert ids(store.jobs.waiting_above("api", 2, later)) == [("pro", 1)]
+    assert ids(store.jobs.waiting_above("api", 3, later, limit=1)) == [("pro", 1)]
+    pro = store.jobs.get("pro")
+    assert pro is not None
+    assert store.jobs.waiting_above("api", 2, later)[0][2] == pytest.approx(pro.created_at)
+    # nothing submitted before a cutoff in the past
+    assert store.jobs.waiting_above("api", 3, datetime.now(UTC) - timedelta(seconds=60)) == []
+
+
+def test_requeue_keeps_progress_and_counts_the_preemption(store: Store) -> None:
+    account = store.accounts.create_account("r", "free", "api")
+    store.jobs.create("j", account.id, "api", JobSpec(prompt="p", model="fake"), priority=3)
+    assert not store.jobs.requeue("j", 2)  # not running: nothing to give back
+    store.jobs.mark_running("j", 1, 8, None)
+    store.jobs.record_progress("j", 3, None)
+    assert store.jobs.requeue("j", 3)
+    job = store.jobs.get("j")
+    assert job is not None and (job.status, job.step, job.preemptions) == (JobStatus.QUEUED, 3, 1)
+    store.jobs.mark_running("j", 1, 8, 3)
+    assert store.jobs.requeue("j", 5, JobStatus.DEFERRED)
+    job = store.jobs.get("j")
+    assert job is not None and (job.status, job.preemptions) == (JobStatus.DEFERRED, 2)
+    store.jobs.finish("j", JobStatus.CANCELLED, "by owner")
+    assert not store.jobs.requeue("j", 6)  # terminal is sticky

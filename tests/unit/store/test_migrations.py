@@ -13,13 +13,14 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
     assert {"conversations", "turns", "controls"} <= tables
-    assert current_revision(store.engine) == "0003"
+    assert "preemptions" in {c["name"] for c in inspect(store.engine).get_columns("jobs")}
+    assert current_revision(store.engine) == "0004"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
     upgrade_head(store.engine)
     upgrade_head(store.engine)
-    assert current_revision(store.engine) == "0003"
+    assert current_revision(store.engine) == "0004"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
