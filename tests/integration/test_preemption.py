@@ -17,6 +17,7 @@ import pytest
 
 from daguerre.store import Store, open_store
 from tests.integration.conftest import unique_tag
+from tests.integration.test_access import access
 from tests.support.stack import (
     Proc,
     StackConfig,
@@ -28,14 +29,6 @@ from tests.support.stack import (
 
 PROMPT = "a large red circle in the center, on a white background"
 STEP_DELAY_S = 0.25
-GENEROUS = {"requests": "1000/minute", "images": "1000/minute", "wait_budget_s": 3600}
-ACCESS = {
-    "tiers": {
-        "free": {"priority": 3, **GENEROUS},
-        "pro": {"priority": 1, "fairness_weight": 4.0, **GENEROUS},
-    },
-    "features": {"generate": {"percent": 100}, "edit": {"percent": 100}},
-}
 
 
 class OneSlot:
@@ -43,7 +36,7 @@ class OneSlot:
 
     def __init__(self, tmp_path: Path, temporal_address: str, model: str) -> None:
         values: dict[str, Any] = {
-            "access": ACCESS,
+            "access": access(),
             "render_step_delay_s": STEP_DELAY_S,
             "workflow_execution_timeout_s": 120,
         }

@@ -141,21 +141,21 @@ class Preemption:
         """Only a full process with something it could preempt needs to look."""
         return len(self._renders) >= self._slots and bool(self._candidates())
 
-    def check(self) -> list[str]:
-        """One look at the queue (blocking: run it in a thread). Asks renders to yield;
-        returns the job ids of those asked."""
+    def _query(self) -> tuple[int, datetime, int] | None:
+        """What to ask the job table (priority, submitted before, limit), or None when
+        this process has an idle slot or nothing it could preempt."""
+        if not self.worth_checking():
+            return None
         candidates = self._candidates()
-        if len(self._renders) < self._slots or not candidates:
-            return []
+        lowest = max(t.priority for t in candidates if t.priority is not None)
+        cutoff = datetime.fromtimestamp(self._clock() - self._grace_s, UTC)
+        return lowest, cutoff, len(candidates) + len(self._served) + len(self._renders)
+
+    def _decide(self, waiting: list[tuple[str, int, float]]) -> list[str]:
+        """Ask renders to yield to the waiting jobs; the job ids of those asked."""
         now = self._clock()
         self._served = {k: v for k, v in self._served.items() if now - v[0] < _REMEMBER_S}
-        lowest = max(t.priority for t in candidates if t.priority is not None)
-        waiting = self._jobs.waiting_above(
-            self._pool,
-            lowest,
-            datetime.fromtimestamp(now - self._grace_s, UTC),
-            limit=len(candidates) + len(self._served) + len(self._renders),
-        )
+        candidates = self._candidates()
         asked = []
         for job_id, priority, _submitted in waiting:
             # A job running here may still read "queued" for a moment after it started.
@@ -172,21 +172,37 @@ class Preemption:
             log.info("job %s yields its slot to waiting job %s", victim.job_id, job_id)
         return asked
 
+    def check(self) -> list[str]:
+        """One look at the queue, blocking (for tests); the job ids of renders asked."""
+        query = self._query()
+        if query is None:
+            return []
+        return self._decide(self._jobs.waiting_above(self._pool, *query))
+
+    async def check_async(self) -> list[str]:
+        """The same, with the query in a thread. The registry is only read and changed
+        here on the event loop, never from that thread."""
+        query = self._query()
+        if query is None:
+            return []
+        waiting = await anyio.to_thread.run_sync(self._jobs.waiting_above, self._pool, *query)
+        return self._decide(waiting)
+
     async def check_now(self) -> None:
         """Look at once, from a render that just started: the slot it took may have been
         meant for waiting higher-priority work (see above), and a render that has done
         no steps yet is the cheapest one to give it back."""
-        if self.worth_checking():
-            await anyio.to_thread.run_sync(self.check)
+        try:
+            await self.check_async()
+        except Exception:  # the render goes on; the watcher looks again shortly
+            log.exception("preemption check failed")
 
     async def watch(self) -> None:
         """Run until cancelled: the worker starts this beside its Temporal workers."""
         while True:
             await asyncio.sleep(self._check_s)
-            if not self.worth_checking():
-                continue
             try:
-                await anyio.to_thread.run_sync(self.check)
+                await self.check_async()
             except Exception:  # a database hiccup must not stop the watcher
                 log.exception("preemption check failed; trying again")
                 await asyncio.sleep(1.0)

@@ -213,77 +213,77 @@ class NoWaitingJobs:
         return []
 
 
-async def test_a_render_asked_to_yield_checkpoints_requeues_and_resumes_exactly(
-    settings: Settings, store: Store
-) -> None:
+@pytest.fixture
+def preempting(settings: Settings, store: Store) -> Iterator[tuple[RenderActivities, Preemption]]:
+    """Render activities with a preemption watcher (whose queue is empty: the tests ask
+    renders to yield themselves, as the watcher would)."""
     runtime = ModelRuntime.load(settings)
     preemption = Preemption(NoWaitingJobs(), "api", slots=1)
-    activities = RenderActivities(runtime, store, settings, preemption)
-    try:
-        inp = submit(store, "jy", steps=8)
+    yield RenderActivities(runtime, store, settings, preemption), preemption
+    runtime.close()
 
-        def on_heartbeat(detail: Any) -> None:
-            heartbeats.append(detail)
-            if detail["step"] == 3 and not asked:  # as the watcher would, seeing paid work
-                preemption._renders["jy"].asked_to_yield = True
-                asked.append(True)
 
-        heartbeats: list[Any] = []
-        asked: list[bool] = []
-        env = env_with([])
-        env.on_heartbeat = on_heartbeat
-        out = await env.run(activities.render, inp)
-        # It stops at the next step boundary, with a checkpoint there (3 is not a
-        # multiple of checkpoint_every), and its job waits again, keeping its progress.
-        assert (out.status, out.yielded_at_step) == ("queued", 3)
-        assert out.checkpoint == checkpoint_key("jy", 3) and store.blobs.exists(out.checkpoint)
-        assert heartbeats[-1] == {"step": 3, "checkpoint": out.checkpoint}
-        job = store.jobs.get("jy")
-        assert job is not None
-        assert (job.status, job.step, job.preemptions) == (JobStatus.QUEUED, 3, 1)
-        assert preemption._renders == {}  # the slot is free
+async def test_a_render_asked_to_yield_checkpoints_requeues_and_resumes_exactly(
+    preempting: tuple[RenderActivities, Preemption], store: Store
+) -> None:
+    activities, preemption = preempting
+    inp = submit(store, "jy", steps=8)
 
-        # The workflow schedules it again from there; it finishes from step 3.
-        again = dataclasses.replace(
-            inp, resume_step=out.yielded_at_step, resume_checkpoint=out.checkpoint
-        )
-        heartbeats.clear()
-        done = await env.run(activities.render, again)
-        assert done.status == "succeeded" and done.yielded_at_step is None
-        assert [h["step"] for h in heartbeats] == [3, 4, 5, 6, 7, 8]
-        job = store.jobs.get("jy")
-        assert job is not None and job.resumed_from_step == 3 and job.preemptions == 1
+    def on_heartbeat(detail: Any) -> None:
+        heartbeats.append(detail)
+        if detail["step"] == 3 and not asked:  # as the watcher would, seeing paid work
+            preemption._renders["jy"].asked_to_yield = True
+            asked.append(True)
 
-        # ... with the very image an uninterrupted render of the same job makes.
-        await env_with([]).run(activities.render, submit(store, "jz", steps=8))
-        twin = store.jobs.get("jz")
-        assert twin is not None
-        assert store.blobs.get(job.images[0].blob_key) == store.blobs.get(twin.images[0].blob_key)
-    finally:
-        runtime.close()
+    heartbeats: list[Any] = []
+    asked: list[bool] = []
+    env = env_with([])
+    env.on_heartbeat = on_heartbeat
+    out = await env.run(activities.render, inp)
+    # It stops at the next step boundary, with a checkpoint there (3 is not a
+    # multiple of checkpoint_every), and its job waits again, keeping its progress.
+    assert (out.status, out.yielded_at_step) == ("queued", 3)
+    assert out.checkpoint == checkpoint_key("jy", 3) and store.blobs.exists(out.checkpoint)
+    assert heartbeats[-1] == {"step": 3, "checkpoint": out.checkpoint}
+    job = store.jobs.get("jy")
+    assert job is not None
+    assert (job.status, job.step, job.preemptions) == (JobStatus.QUEUED, 3, 1)
+    assert preemption._renders == {}  # the slot is free
+
+    # The workflow schedules it again from there; it finishes from step 3.
+    again = dataclasses.replace(
+        inp, resume_step=out.yielded_at_step, resume_checkpoint=out.checkpoint
+    )
+    heartbeats.clear()
+    done = await env.run(activities.render, again)
+    assert done.status == "succeeded" and done.yielded_at_step is None
+    assert [h["step"] for h in heartbeats] == [3, 4, 5, 6, 7, 8]
+    job = store.jobs.get("jy")
+    assert job is not None and job.resumed_from_step == 3 and job.preemptions == 1
+
+    # ... with the very image an uninterrupted render of the same job makes.
+    await env_with([]).run(activities.render, submit(store, "jz", steps=8))
+    twin = store.jobs.get("jz")
+    assert twin is not None
+    assert store.blobs.get(job.images[0].blob_key) == store.blobs.get(twin.images[0].blob_key)
 
 
 async def test_a_deferred_job_that_yields_waits_as_deferred_again(
-    settings: Settings, store: Store
+    preempting: tuple[RenderActivities, Preemption], store: Store
 ) -> None:
-    runtime = ModelRuntime.load(settings)
-    preemption = Preemption(NoWaitingJobs(), "api", slots=1)
-    activities = RenderActivities(runtime, store, settings, preemption)
-    try:
-        account = store.accounts.create_account("d", "free", "api")
-        spec = JobSpec(prompt="a blue square", model="fake", width=64, height=64, steps=6)
-        store.jobs.create("jd", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
-        env = env_with([])
+    activities, preemption = preempting
+    account = store.accounts.create_account("d", "free", "api")
+    spec = JobSpec(prompt="a blue square", model="fake", width=64, height=64, steps=6)
+    store.jobs.create("jd", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
+    env = env_with([])
 
-        def on_heartbeat(detail: Any) -> None:
-            if detail["step"] == 2:
-                preemption._renders["jd"].asked_to_yield = True
+    def on_heartbeat(detail: Any) -> None:
+        if detail["step"] == 2:
+            preemption._renders["jd"].asked_to_yield = True
 
-        env.on_heartbeat = on_heartbeat
-        out = await env.run(activities.render, RenderInput(job_id="jd", spec=spec))
-        assert (out.status, out.yielded_at_step) == ("deferred", 2)
-    finally:
-        runtime.close()
+    env.on_heartbeat = on_heartbeat
+    out = await env.run(activities.render, RenderInput(job_id="jd", spec=spec))
+    assert (out.status, out.yielded_at_step) == ("deferred", 2)
 
 
 async def test_a_render_that_may_not_yield_is_never_a_candidate(

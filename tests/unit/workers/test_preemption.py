@@ -155,3 +155,14 @@ def test_a_slot_that_went_to_equal_or_higher_work_does_not_reopen_the_claim() ->
     # another paid render took it (the waiting one runs elsewhere, its row lags)
     start(p, "other-paid", 1)
     assert p.check() == []
+
+
+async def test_the_async_check_queries_in_a_thread_and_decides_the_same() -> None:
+    queue = Queue(("paid", 1, NOW - 1))
+    p = watcher(queue, slots=1)
+    start(p, "free", 3)
+    assert await p.check_async() == ["free"]
+    assert queue.calls == 1
+    idle = watcher(Queue(("paid", 1, NOW - 1)), slots=2)
+    start(idle, "free", 3)
+    assert await idle.check_async() == []  # an idle slot: not even a query
