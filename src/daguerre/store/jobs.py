@@ -210,14 +210,13 @@ class JobStore:
 
     def waiting_above(
         self, pool: str, priority: int, created_before: datetime, limit: int = 16
-    ) -> list[tuple[str, int, float]]:
-        """(id, priority, submitted at) of the pool's queued jobs at a higher priority (a
-        smaller key) than ``priority`` and submitted before ``created_before``: the work a
-        render at ``priority`` should make way for. Highest priority first, at most
-        ``limit``."""
+    ) -> list[tuple[str, int]]:
+        """(id, priority) of the pool's queued jobs at a higher priority (a smaller key)
+        than ``priority`` and submitted before ``created_before``: the work a render at
+        ``priority`` should make way for. Highest priority first, at most ``limit``."""
         with self._sessions() as session:
             rows = session.execute(
-                select(JobRow.id, JobRow.priority, JobRow.created_at)
+                select(JobRow.id, JobRow.priority)
                 .where(
                     JobRow.pool == pool,
                     JobRow.status == JobStatus.QUEUED.value,
@@ -227,7 +226,7 @@ class JobStore:
                 .order_by(JobRow.priority, JobRow.created_at)
                 .limit(limit)
             ).all()
-        return [(job_id, int(p or 0), created.timestamp()) for job_id, p, created in rows]
+        return [(job_id, int(p or 0)) for job_id, p in rows]
 
     def recent_render_seconds(self, pool: str, sample: int = 20) -> float | None:
         """Mean start-to-finish time of the pool's latest successful renders."""

@@ -60,7 +60,7 @@ _REMEMBER_S = 1.0
 class WaitingJobs(Protocol):
     def waiting_above(
         self, pool: str, priority: int, created_before: datetime, limit: int = 16
-    ) -> list[tuple[str, int, float]]: ...
+    ) -> list[tuple[str, int]]: ...
 
 
 @dataclass
@@ -151,13 +151,13 @@ class Preemption:
         cutoff = datetime.fromtimestamp(self._clock() - self._grace_s, UTC)
         return lowest, cutoff, len(candidates) + len(self._served) + len(self._renders)
 
-    def _decide(self, waiting: list[tuple[str, int, float]]) -> list[str]:
+    def _decide(self, waiting: list[tuple[str, int]]) -> list[str]:
         """Ask renders to yield to the waiting jobs; the job ids of those asked."""
         now = self._clock()
         self._served = {k: v for k, v in self._served.items() if now - v[0] < _REMEMBER_S}
         candidates = self._candidates()
         asked = []
-        for job_id, priority, _submitted in waiting:
+        for job_id, priority in waiting:
             # A job running here may still read "queued" for a moment after it started.
             if job_id in self._renders or job_id in self._served:
                 continue

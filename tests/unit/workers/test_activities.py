@@ -209,7 +209,7 @@ def test_edit_inputs_come_from_the_blob_store(store: Store) -> None:
 
 
 class NoWaitingJobs:
-    def waiting_above(self, *args: Any, **kwargs: Any) -> list[tuple[str, int, float]]:
+    def waiting_above(self, *args: Any, **kwargs: Any) -> list[tuple[str, int]]:
         return []
 
 

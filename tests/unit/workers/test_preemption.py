@@ -17,11 +17,11 @@ class Queue:
 
     def waiting_above(
         self, pool: str, priority: int, created_before: datetime, limit: int = 16
-    ) -> list[tuple[str, int, float]]:
+    ) -> list[tuple[str, int]]:
         self.calls += 1
         cutoff = created_before.timestamp()
         found = sorted((j for j in self.jobs if j[1] < priority), key=lambda j: j[1])
-        return [j for j in found if j[2] < cutoff][:limit]
+        return [(i, p) for i, p, at in found if at < cutoff][:limit]
 
 
 NOW = 1_000.0
