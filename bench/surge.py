@@ -15,7 +15,8 @@ at most 1.5x paid p99 at baseline, no 5xx, no lost jobs, every deferred job fini
 
     .venv/bin/python bench/surge.py                   # about 4-5 minutes
     .venv/bin/python bench/surge.py --surge-s 10      # shorter (a noisier p99)
-    .venv/bin/python bench/surge.py --set MAX_PREEMPTIONS=0   # without preemption
+    .venv/bin/python bench/surge.py --set MAX_PREEMPTIONS=0   # renders never pause
+    .venv/bin/python bench/surge.py --pool-set express_priority=0   # no express lane
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Sent:
     done_s: float | None = None
     answer_s: float | None = None  # how long the gateway took to answer
     wait_s: float | None = None  # from sending to the start of its render
-    preemptions: int = 0  # times its render yielded to higher-priority work
+    preemptions: int = 0  # times its render paused for higher-priority work
 
 
 @dataclass
@@ -188,7 +189,7 @@ def report(results: list[Sent]) -> dict[str, dict[str, float]]:
     print(
         f"\n{'tier':<5} {'phase':<9} {'requests':>8} {'202':>5} {'deferred':>8} {'429':>5} "
         f"{'403':>4} {'5xx':>4} {'p50 s':>7} {'p99 s':>7} {'lost':>5} {'deferred done':>13} "
-        f"{'answer p50/p99 s':>16} {'wait p50/p99 s':>14} {'yields':>6}"
+        f"{'answer p50/p99 s':>16} {'wait p50/p99 s':>14} {'pauses':>6}"
     )
     for tier in ("pro", "free"):
         for phase in ("baseline", "surge"):
@@ -300,7 +301,14 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a DAGUERRE_ setting for the stack, e.g. --set PREEMPT_GRACE_S=0.02",
+        help="a DAGUERRE_ setting for the stack, e.g. --set MAX_PREEMPTIONS=0",
+    )
+    parser.add_argument(
+        "--pool-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the bench's pool (VALUE in JSON), e.g. --pool-set express_priority=0",
     )
     args = parser.parse_args()
     args.baseline_s = min(args.baseline_s, 60)
@@ -318,6 +326,9 @@ def main() -> None:
                 "degrade_backlog": 20,
             }
         }
+        for setting in args.pool_set:
+            name, _, value = setting.partition("=")
+            pools["api"][name] = json.loads(value)
         env = {
             "DAGUERRE_ACCESS": json.dumps(access(args.step_delay_s)),
             "DAGUERRE_POOLS": json.dumps(pools),

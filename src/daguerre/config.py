@@ -48,8 +48,13 @@ class PoolSettings(BaseModel):
     max_backlog: int = Field(default=2000, ge=1)
     # Degraded mode switches on at this backlog and off again below half of it.
     degrade_backlog: int = Field(default=200, ge=1)
-    # A render yields its slot (checkpoint, back to the queue) to waiting work of a higher
-    # priority when every slot of its worker is busy: see workers/preemption.py.
+    # Renders of jobs at this Temporal priority key or better (smaller; the shipped plus
+    # and pro) run on the pool's express queue, which each worker serves with another
+    # ``concurrency`` slots, so a backlog of free work never stands between them and a
+    # worker. 0: no express lane. See workers/preemption.py.
+    express_priority: int = Field(default=2, ge=0, le=5)
+    # A render pauses at a step boundary (state kept in memory) while a render of a
+    # higher priority in the same worker waits for the compute: see workers/preemption.py.
     preemption: bool = True
 
 
@@ -93,6 +98,10 @@ class Settings(BaseSettings):
     # With Redis: how often a watcher still reads the row, for changes nobody announced.
     redis_fallback_poll_s: float = 1.0
 
+    # How old the pool backlog that admission decides on may be (one grouped count per
+    # pool per period, plus the jobs this gateway admitted since); 0: count every time.
+    admission_cache_s: float = Field(default=0.25, ge=0)
+
     # --- engine (Temporal) --------------------------------------------------------------
     temporal_address: str | None = None  # None: `daguerre up` runs a local dev server
     temporal_port: int = 7233  # port of that local dev server
@@ -103,12 +112,14 @@ class Settings(BaseSettings):
     retry_initial_interval_s: float = 1.0
     render_attempt_timeout_s: float = 1800.0
     heartbeat_timeout_s: float = 10.0
-    # Preemption (pools with ``preemption``): how often a full worker looks for waiting
-    # higher-priority work, how long that work must have waited first, and how many
-    # times one job may yield before it keeps its slot to the end.
-    preempt_check_s: float = Field(default=0.02, gt=0)
-    preempt_grace_s: float = Field(default=0.02, ge=0)
+    # Preemption (pools with ``preemption``): how many times one job may pause for
+    # higher-priority work before it keeps the compute to the end.
     max_preemptions: int = Field(default=10, ge=0)
+    # Workflow tasks one worker process handles at once. Few, on purpose: a backlog of
+    # workflow tasks then waits on the server, which hands them out by priority, rather
+    # than in the worker's own queue, which is first come first served (a surge's
+    # burst of new free workflows would otherwise delay a paid one's first step).
+    workflow_task_slots: int = Field(default=2, ge=2)
     # Temporal's workflow sandbox. "strict" re-imports the workflow modules for every
     # workflow run, which catches non-deterministic module-level code and calls (the wall
     # clock, randomness, I/O); measured under a surge, that was most of a worker's CPU.

@@ -173,8 +173,8 @@ def test_queued_and_deferred_in_plain_words_then_the_image_arrives(
     new_page: NewPage, web_stack: WebStack
 ) -> None:
     """The stack is idle, so its queue is simulated: the first connections to the job's
-    events answer a queued, a deferred, then a paused job (one that yielded its slot to
-    paid work); then the real stream delivers the image
+    events answer a queued, a deferred, then a paused job (one that paused for paid
+    work); then the real stream delivers the image
     (the page reconnects by itself, no reload)."""
     fake: dict[str, Any] = {"status": "queued"}
 

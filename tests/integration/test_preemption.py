@@ -1,9 +1,11 @@
 """Preemption on real processes: a paid job does not wait for a free render to finish.
 
-One worker with one slot (the real Temporal server, the shipped model, slowed down per
-step so a render lasts a few seconds). A free render is under way when a paid job
-arrives; the free render yields its slot at a step boundary, the paid job runs, and the
-free one resumes from its checkpoint into exactly the picture it would have made alone.
+One worker that runs one render at a time (the real Temporal server, the shipped model,
+slowed down per step so a render lasts a few seconds). A free render is under way when a
+paid job arrives. The paid render reaches the worker through the pool's express queue
+(the main queue's only slot is the free render's); the free render pauses at a step
+boundary, the paid job runs, and the free one goes on from where it stopped into exactly
+the picture it would have made alone.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ STEP_DELAY_S = 0.25
 
 
 class OneSlot:
-    """A gateway and one api worker with one slot."""
+    """A gateway and one api worker that runs one render at a time."""
 
     def __init__(self, tmp_path: Path, temporal_address: str, model: str) -> None:
         values: dict[str, Any] = {
@@ -71,7 +73,7 @@ def one_slot(tmp_path: Path, temporal_address: str, e2e_model: str) -> Iterator[
     service.close()
 
 
-def test_a_paid_job_takes_the_slot_of_a_free_render_which_resumes_exactly(
+def test_a_paid_job_takes_the_compute_of_a_free_render_which_resumes_exactly(
     one_slot: OneSlot,
 ) -> None:
     jobs = one_slot.store.jobs
@@ -92,7 +94,7 @@ def test_a_paid_job_takes_the_slot_of_a_free_render_which_resumes_exactly(
     free, pro = jobs.get(free_id), jobs.get(pro_id)
     assert free is not None and pro is not None
     assert (free.status.value, pro.status.value) == ("succeeded", "succeeded")
-    # The paid job ran while the free render was parked: it finished first, although
+    # The paid job ran while the free render was paused: it finished first, although
     # it arrived after the free render had started.
     assert pro.finished_at is not None and free.finished_at is not None
     assert pro.finished_at < free.finished_at

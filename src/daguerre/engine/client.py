@@ -17,7 +17,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
-from daguerre.engine.contracts import WORKFLOW, GenerateImageInput, RenderPolicy
+from daguerre.engine.contracts import (
+    WORKFLOW,
+    GenerateImageInput,
+    RenderPolicy,
+    express_queue,
+)
 
 
 class EngineUnavailable(RuntimeError):
@@ -64,8 +69,17 @@ def render_policy(settings: Settings) -> RenderPolicy:
         attempt_timeout_s=settings.render_attempt_timeout_s,
         max_attempts=settings.render_max_attempts,
         initial_interval_s=settings.retry_initial_interval_s,
-        max_preemptions=settings.max_preemptions,
     )
+
+
+def render_queue(settings: Settings, pool: str, priority: int) -> str | None:
+    """The pool's express queue for a job at its ``express_priority`` or better; None
+    (the pool's main queue) otherwise."""
+    pool_settings = settings.pools[pool]
+    express = pool_settings.express_priority
+    if express and priority <= express:
+        return express_queue(pool_settings.task_queue)
+    return None
 
 
 async def connect(settings: Settings, address: str | None = None) -> Client:
@@ -113,6 +127,7 @@ class TemporalEngine:
                         spec=spec,
                         policy=render_policy(settings),
                         webhook=webhook,
+                        render_queue=render_queue(settings, pool, priority),
                     ),
                     id=job_id,
                     task_queue=settings.pools[pool].task_queue,

@@ -25,6 +25,13 @@ def control_queue(task_queue: str) -> str:
     return f"{task_queue}-control"
 
 
+def express_queue(task_queue: str) -> str:
+    """Where a pool's high-priority renders run: every worker of the pool serves it with
+    slots of its own, so a backlog of lower-priority work on the main queue never
+    stands between them and a worker (workers/preemption.py)."""
+    return f"{task_queue}-express"
+
+
 @dataclass(frozen=True)
 class RenderPolicy:
     """Timeouts and retries for the render activity, chosen by the submitter's settings
@@ -34,9 +41,6 @@ class RenderPolicy:
     attempt_timeout_s: float = 1800.0
     max_attempts: int = 5
     initial_interval_s: float = 1.0
-    # How many times a render may hand its slot to higher-priority work (preemption, see
-    # workers/preemption.py); after that it keeps its slot, so it always finishes.
-    max_preemptions: int = 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class GenerateImageInput:
     policy: RenderPolicy = field(default_factory=RenderPolicy)
     # The job has a webhook: call the notify activity once it is final.
     webhook: bool = False
+    # Where its render runs: the pool's express queue for high-priority work (see
+    # express_queue); None: the workflow's own task queue.
+    render_queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,6 @@ class GenerateImageOutput:
 class RenderInput:
     job_id: str
     spec: JobSpec
-    # Where an earlier render activity of this job stopped when it yielded its slot. A
-    # retry of the same activity resumes from its own heartbeat instead (newer).
-    resume_step: int = 0
-    resume_checkpoint: str | None = None
-    # Whether this render may be asked to yield its slot to higher-priority work.
-    preemptible: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,6 @@ class RenderOutput:
     job_id: str
     status: str  # the job's status when the activity ended
     image_ids: list[str] = field(default_factory=list)
-    # Set when the render yielded its slot: the step it stopped at and its checkpoint.
-    # The workflow then schedules the render again from there.
-    yielded_at_step: int | None = None
-    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,9 @@
 """The GenerateImage workflow: one per job, with workflow id = job id.
 
 It schedules a render activity (which keeps the job row up to date itself) and only
-steps in when that activity gives up, the job is cancelled, or the render yields its slot
-to higher-priority work (preemption): then it schedules the render again, resuming from
-the checkpoint the render wrote as it stopped. Deterministic: no I/O, clock or
-randomness here, and nothing heavy imported.
+steps in when that activity gives up or the job is cancelled. High-priority jobs render
+on their pool's express queue (chosen by the submitter: see express_queue).
+Deterministic: no I/O, clock or randomness here, and nothing heavy imported.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         NotifyOutput,
         RenderInput,
         RenderOutput,
-        RenderPolicy,
         control_queue,
     )
 
@@ -56,28 +54,21 @@ class GenerateImage:
     @workflow.run
     async def run(self, inp: GenerateImageInput) -> GenerateImageOutput:
         policy = inp.policy
-        render = RenderInput(
-            job_id=inp.job_id, spec=inp.spec, preemptible=policy.max_preemptions > 0
-        )
-        preemptions = 0
         try:
-            while True:
-                out = await self._render(render, policy)
-                if out.yielded_at_step is None:
-                    break
-                # The render gave its slot to higher-priority work: queue it again (at
-                # the workflow's priority, so behind that work) from where it stopped.
-                workflow.logger.info(
-                    "job %s yielded its slot at step %d", inp.job_id, out.yielded_at_step
-                )
-                preemptions += 1
-                render = RenderInput(
-                    job_id=inp.job_id,
-                    spec=inp.spec,
-                    resume_step=out.yielded_at_step,
-                    resume_checkpoint=out.checkpoint,
-                    preemptible=preemptions < policy.max_preemptions,
-                )
+            out = await workflow.execute_activity(
+                RENDER_ACTIVITY,
+                RenderInput(job_id=inp.job_id, spec=inp.spec),
+                result_type=RenderOutput,
+                task_queue=inp.render_queue,
+                start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_s),
+                heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=policy.initial_interval_s),
+                    maximum_interval=timedelta(seconds=30),
+                    maximum_attempts=policy.max_attempts,
+                    non_retryable_error_types=NON_RETRYABLE_ERRORS,
+                ),
+            )
         except (ActivityError, asyncio.CancelledError) as err:
             if is_cancelled_exception(err):
                 # A cancel reaches the render activity at its next heartbeat; marking the
@@ -93,21 +84,6 @@ class GenerateImage:
             raise ApplicationError(reason, type="RenderFailed", non_retryable=True) from err
         await self._notify(inp)
         return GenerateImageOutput(job_id=inp.job_id, status=out.status, image_ids=out.image_ids)
-
-    async def _render(self, render: RenderInput, policy: RenderPolicy) -> RenderOutput:
-        return await workflow.execute_activity(
-            RENDER_ACTIVITY,
-            render,
-            result_type=RenderOutput,
-            start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_s),
-            heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=policy.initial_interval_s),
-                maximum_interval=timedelta(seconds=30),
-                maximum_attempts=policy.max_attempts,
-                non_retryable_error_types=NON_RETRYABLE_ERRORS,
-            ),
-        )
 
     async def _notify(self, inp: GenerateImageInput) -> None:
         """Call the job's webhook; a receiver that never answers does not fail the job."""

@@ -18,6 +18,7 @@ below half of that) tiers with reduced settings get them. Operators can force it
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,23 @@ class _Cached:
     value: float | None = None
 
 
+@dataclass
+class BacklogSnapshot:
+    """A pool's waiting jobs per priority key, as read at ``at`` (monotonic seconds),
+    plus the jobs this gateway admitted since."""
+
+    at: float
+    counts: dict[int | None, int]
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def up_to(self, priority: int) -> int:
+        """Jobs that run no later than ``priority``: its key or a smaller one (jobs
+        without a key count too)."""
+        return sum(n for p, n in self.counts.items() if p is None or p <= priority)
+
+
 class Admission:
     def __init__(self, settings: Settings, jobs: JobStore, controls: LiveControls) -> None:
         self._settings = settings
@@ -57,6 +75,11 @@ class Admission:
         self._throughput: dict[str, _Cached] = {}
         self._degraded: dict[str, bool] = {}
         self._cache_s = 1.0
+        # A surge is mostly refusals: each answer reads the backlog from this snapshot,
+        # renewed every ``admission_cache_s``, rather than counting the job table twice
+        # (profiled: a fifth of the gateway's CPU at 50 requests/s).
+        self._backlogs: dict[str, BacklogSnapshot] = {}
+        self._backlog_lock = threading.Lock()
 
     # --- measurements (blocking: call from a thread) ------------------------------------
     def throughput(self, pool: str) -> float | None:
@@ -80,12 +103,30 @@ class Admission:
         cached.at, cached.value = now, value
         return value
 
+    def backlog(self, pool: str) -> BacklogSnapshot:
+        """The pool's waiting jobs, at most ``admission_cache_s`` old."""
+        with self._backlog_lock:
+            snapshot = self._backlogs.get(pool)
+            now = time.monotonic()
+            if snapshot is None or now - snapshot.at >= self._settings.admission_cache_s:
+                snapshot = BacklogSnapshot(now, self._jobs.backlog_by_priority(pool))
+                self._backlogs[pool] = snapshot
+            return snapshot
+
+    def _admitted(self, pool: str, priority: int) -> None:
+        """Count a job admitted here into the snapshot until the next read, so that a
+        burst between two reads cannot pass the cap unseen."""
+        with self._backlog_lock:
+            snapshot = self._backlogs.get(pool)
+            if snapshot is not None:
+                snapshot.counts[priority] = snapshot.counts.get(priority, 0) + 1
+
     def is_degraded(self, pool: str, backlog: int | None = None) -> bool:
         mode = self._controls.degraded_mode(pool)
         if mode != "auto":
             return mode == "on"
         if backlog is None:
-            backlog = self._jobs.backlog(pool)
+            backlog = self.backlog(pool).total()
         threshold = self._settings.pools[pool].degrade_backlog
         was = self._degraded.get(pool, False)
         # Hysteresis: on at the threshold, off below half of it, so it does not flap.
@@ -94,7 +135,7 @@ class Admission:
         return now
 
     def estimate(self, pool: str, priority: int) -> tuple[int, float | None]:
-        ahead = self._jobs.backlog(pool, priority)
+        ahead = self.backlog(pool).up_to(priority)
         if ahead == 0:
             return 0, 0.0
         rate = self.throughput(pool)
@@ -109,7 +150,7 @@ class Admission:
         keep it waiting, so past the budget it gets the 429 and its Retry-After."""
         tier = self._controls.tier(tier_name)
         pool_settings = self._settings.pools[pool]
-        backlog = self._jobs.backlog(pool)
+        backlog = self.backlog(pool).total()
         if backlog >= pool_settings.max_backlog and not tier.admit_past_cap:
             _, wait = self.estimate(pool, DEFERRED_PRIORITY)
             raise APIError(
@@ -135,6 +176,7 @@ class Admission:
                 )
             status, priority = JobStatus.DEFERRED, DEFERRED_PRIORITY
         degraded = tier.degraded is not None and self.is_degraded(pool, backlog)
+        self._admitted(pool, priority)
         return Decision(status, priority, degraded, ahead, wait)
 
 

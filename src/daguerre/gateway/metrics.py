@@ -70,7 +70,7 @@ class Metrics:
         )
         self.preemptions = Counter(
             "daguerre_job_preemptions",
-            "Times finished jobs' renders yielded their slot to higher-priority work",
+            "Times finished jobs' renders paused for higher-priority work",
             ["tier"],
             registry=self.registry,
         )

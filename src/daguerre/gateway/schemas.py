@@ -176,7 +176,7 @@ class JobPublic(BaseModel):
     attempts: int
     preemptions: int = Field(
         default=0,
-        description="Times the render paused (at a checkpoint, losing nothing) to let "
+        description="Times the render paused (at a step boundary, losing nothing) to let "
         "higher-priority work through.",
     )
     error: str | None = None

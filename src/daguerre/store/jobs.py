@@ -166,6 +166,18 @@ class JobStore:
             count = session.scalar(select(func.count()).select_from(JobRow).where(*conditions))
         return int(count or 0)
 
+    def backlog_by_priority(self, pool: str) -> dict[int | None, int]:
+        """Queued and deferred jobs of the pool, counted per priority key (one query:
+        the admission snapshot every answer of a busy gateway reads from)."""
+        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
+        with self._sessions() as session:
+            rows = session.execute(
+                select(JobRow.priority, func.count())
+                .where(JobRow.pool == pool, JobRow.status.in_(waiting))
+                .group_by(JobRow.priority)
+            ).all()
+        return {priority: int(count) for priority, count in rows}
+
     def finished_since(self, pool: str, since: datetime) -> tuple[int, datetime | None]:
         """How many jobs of the pool finished (any outcome) at or after ``since``, and
         when the first of them did."""
@@ -207,26 +219,6 @@ class JobStore:
                 .where(JobRow.pool == pool, JobRow.status == JobStatus.RUNNING.value)
             )
         return int(count or 0)
-
-    def waiting_above(
-        self, pool: str, priority: int, created_before: datetime, limit: int = 16
-    ) -> list[tuple[str, int]]:
-        """(id, priority) of the pool's queued jobs at a higher priority (a smaller key)
-        than ``priority`` and submitted before ``created_before``: the work a render at
-        ``priority`` should make way for. Highest priority first, at most ``limit``."""
-        with self._sessions() as session:
-            rows = session.execute(
-                select(JobRow.id, JobRow.priority)
-                .where(
-                    JobRow.pool == pool,
-                    JobRow.status == JobStatus.QUEUED.value,
-                    JobRow.priority < priority,
-                    JobRow.created_at < created_before,
-                )
-                .order_by(JobRow.priority, JobRow.created_at)
-                .limit(limit)
-            ).all()
-        return [(job_id, int(p or 0)) for job_id, p in rows]
 
     def recent_render_seconds(self, pool: str, sample: int = 20) -> float | None:
         """Mean start-to-finish time of the pool's latest successful renders."""
@@ -271,8 +263,8 @@ class JobStore:
         )
 
     def requeue(self, job_id: str, step: int, status: JobStatus = JobStatus.QUEUED) -> bool:
-        """A running render gave its slot away at ``step`` (preemption): the job waits
-        again, keeping its progress. False if it is no longer running."""
+        """A running render paused at ``step`` for higher-priority work (preemption): the
+        job waits again, keeping its progress. False if it is no longer running."""
         if status not in (JobStatus.QUEUED, JobStatus.DEFERRED):
             raise ValueError(f"a job waits as queued or deferred, not {status}")
         return self._update(

@@ -2,7 +2,7 @@
 
 Render drives the model's loop itself so that between steps it can heartbeat, write a
 checkpoint every ``checkpoint_every`` steps, publish progress (with a preview), notice a
-cancel, and yield its slot to higher-priority work when asked (workers/preemption.py).
+cancel, and pause for higher-priority work when asked (workers/preemption.py).
 Activities run at least once, so everything it stores is keyed by job id and image
 index and written as an upsert: running it twice gives the same result.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +42,7 @@ from daguerre.store import Store
 from daguerre.store.progress import ProgressSink, progress_sink
 from daguerre.workers import imaging
 from daguerre.workers.edits import EditInputs, load_edit_inputs
-from daguerre.workers.preemption import Preemption, RenderTicket
+from daguerre.workers.preemption import ComputeGate, Turn
 from daguerre.workers.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
@@ -80,17 +79,17 @@ class RenderActivities:
         runtime: ModelRuntime,
         store: Store,
         settings: Settings,
-        preemption: Preemption | None = None,
+        gate: ComputeGate | None = None,
     ) -> None:
         self._runtime = runtime
         self._store = store
         self._settings = settings
-        self._preemption = preemption
+        # Without a gate from the worker: one render at a time, never paused.
+        self._gate = gate if gate is not None else ComputeGate(1, preemption=False)
         self._progress: ProgressSink = progress_sink(settings, store.jobs, store.blobs)
 
     @activity.defn(name=RENDER_ACTIVITY)
     async def render(self, inp: RenderInput) -> RenderOutput:
-        info = activity.info()
         job = await anyio.to_thread.run_sync(self._store.jobs.get, inp.job_id)
         if job is None:
             raise ApplicationError(f"job {inp.job_id} does not exist", type="JobNotFound")
@@ -103,65 +102,56 @@ class RenderActivities:
                 f"(its workers run {self._runtime.name!r})",
                 type="WrongModel",
             )
-
-        # A retry resumes from its own last heartbeat; a render the workflow scheduled
-        # again after a yield starts from where that one stopped.
-        if info.heartbeat_details:
-            resume = Resume.from_details(info.heartbeat_details)
-        else:
-            resume = Resume(step=inp.resume_step, checkpoint=inp.resume_checkpoint)
+        # A retry resumes from its own last heartbeat.
+        resume = Resume.from_details(activity.info().heartbeat_details)
         try:
-            return await self._render(job, inp.spec, resume, inp.preemptible)
+            return await self._render(job, inp.spec, resume)
         except ModelInputError as err:
             raise ApplicationError(str(err), type="ModelInputError") from err
 
-    def _ticket(
-        self, job: JobRecord, state: RenderState, preemptible: bool
-    ) -> AbstractContextManager[RenderTicket]:
-        """This render, as the preemption watcher sees it (while the block runs)."""
-        if self._preemption is None:
-            return nullcontext(RenderTicket(job.id, job.priority, preemptible=False))
-        steps_left = state.total_steps - state.step
-        return self._preemption.running(job.id, job.priority, preemptible, steps_left)
-
-    async def _render(
-        self, job: JobRecord, spec: JobSpec, resume: Resume, preemptible: bool
-    ) -> RenderOutput:
+    async def _render(self, job: JobRecord, spec: JobSpec, resume: Resume) -> RenderOutput:
         attempt = activity.info().attempt
         model = self._runtime.model
         edit = await anyio.to_thread.run_sync(load_edit_inputs, self._store.blobs, spec)
         requests = self._runtime.requests_for(spec, edit.source, edit.mask, edit.encoding)
-        state, resumed_from = await self._start_or_resume(job, requests, resume, attempt)
-        running = await anyio.to_thread.run_sync(
-            self._store.jobs.mark_running, job.id, attempt, state.total_steps, resumed_from
-        )
-        if not running:
-            return await self._current(job.id)
+        # What Temporal hears in every heartbeat, also while the render waits its turn:
+        # where a retry would resume.
+        beat = {"step": resume.step, "checkpoint": resume.checkpoint}
 
-        # Registered for the preemption watcher from here on: the slot is now busy with
-        # a render that knows how many steps it has left.
-        with self._ticket(job, state, preemptible) as ticket:
-            if self._preemption is not None and preemptible:
-                await self._preemption.check_now()
+        def heartbeat(**changes: Any) -> None:
+            beat.update(changes)
+            activity.heartbeat(dict(beat))
+
+        # Model code runs only while this render holds one of the process's permits; it
+        # may wait for one here, and hand it to higher-priority work between steps.
+        async with self._gate.turn(job.id, job.priority, job.preemptions, heartbeat) as turn:
+            state, resumed_from = await self._start_or_resume(job, requests, resume, attempt)
+            running = await anyio.to_thread.run_sync(
+                self._store.jobs.mark_running, job.id, attempt, state.total_steps, resumed_from
+            )
+            if not running:
+                return await self._current(job.id)
             # Keep naming the checkpoint we resumed from until there is a newer one, so that
             # a second crash before the next checkpoint still does not start over.
             checkpoint = resume.checkpoint if resumed_from else None
-            activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+            heartbeat(step=state.step, checkpoint=checkpoint)
             settings = self._settings
             clock = asyncio.get_running_loop().time
             published = clock()
             partials = partial_steps(state.total_steps, spec.partial_images)
             step_started: float | None = None
             while state.step < state.total_steps:
-                if ticket.asked_to_yield:
-                    return await self._yield(job, state, checkpoint)
-                # What the watcher may still save by asking now: the steps after this one
-                # (the next boundary is after it), at the pace measured so far (a whole
-                # step: the model's plus everything done between steps).
+                if turn.asked_to_pause:
+                    if not await self._pause(job, turn, state):
+                        return await self._current(job.id)  # cancelled or failed meanwhile
+                    step_started = None  # the pause is not part of a step
+                # What pausing now would still save: the steps after this one (the next
+                # boundary is after it), at the pace measured so far (a whole step: the
+                # model's plus everything done between steps).
                 now = clock()
                 pace = None if step_started is None else now - step_started
                 step_started = now
-                ticket.progress(state.step + 1, state.total_steps, pace)
+                turn.progress(state.step + 1, state.total_steps, pace)
                 state = await self._runtime.call(model.step, state)
                 if state.step % settings.checkpoint_every == 0 and state.step < state.total_steps:
                     checkpoint = await self._checkpoint(job.id, state)
@@ -174,17 +164,18 @@ class RenderActivities:
                     published = clock()
                     if not await self._publish(job.id, state):
                         return await self._current(job.id)  # cancelled or failed meanwhile
-                activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+                heartbeat(step=state.step, checkpoint=checkpoint)
                 if settings.render_step_delay_s:
                     await asyncio.sleep(settings.render_step_delay_s)
-
             results = await self._runtime.call(model.finish, state)
-            images = await anyio.to_thread.run_sync(self._store_results, job, spec, results, edit)
-            if not await anyio.to_thread.run_sync(self._store.jobs.complete, job.id, images):
-                return await self._current(job.id)
-            await anyio.to_thread.run_sync(self._progress.notify, job.id)
-            await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{job.id}")
-            return RenderOutput(job.id, JobStatus.SUCCEEDED.value, [i.id for i in images])
+
+        # Storing the images is not model work: the permit is already someone else's.
+        images = await anyio.to_thread.run_sync(self._store_results, job, spec, results, edit)
+        if not await anyio.to_thread.run_sync(self._store.jobs.complete, job.id, images):
+            return await self._current(job.id)
+        await anyio.to_thread.run_sync(self._progress.notify, job.id)
+        await anyio.to_thread.run_sync(self._store.blobs.delete_prefix, f"checkpoints/{job.id}")
+        return RenderOutput(job.id, JobStatus.SUCCEEDED.value, [i.id for i in images])
 
     @activity.defn(name=FINALIZE_ACTIVITY)
     async def finalize(self, inp: FinalizeInput) -> FinalizeOutput:
@@ -215,28 +206,27 @@ class RenderActivities:
         state = await self._runtime.call(model.start, requests)
         return state, (0 if attempt > 1 else None)
 
-    async def _yield(
-        self, job: JobRecord, state: RenderState, checkpoint: str | None
-    ) -> RenderOutput:
-        """Stop here for higher-priority work: checkpoint, put the job back in the queue,
-        and tell the workflow where to resume."""
-        if state.step == 0:
-            checkpoint = None  # nothing done yet: the next attempt simply starts
-        elif checkpoint != checkpoint_key(job.id, state.step):
-            checkpoint = await self._checkpoint(job.id, state)
-        activity.heartbeat({"step": state.step, "checkpoint": checkpoint})
+    async def _pause(self, job: JobRecord, turn: Turn, state: RenderState) -> bool:
+        """Hand the compute to higher-priority work until it is this render's turn
+        again; its state stays in memory. The job row says it waits meanwhile, keeping
+        its progress. False if the job stopped (was cancelled) while it waited."""
+        if not self._gate.step_aside(turn):
+            return True  # the work it was asked for no longer waits: go on
         deferred = job.priority is not None and job.priority >= DEFERRED_PRIORITY
         waits_as = JobStatus.DEFERRED if deferred else JobStatus.QUEUED
-        requeued = await anyio.to_thread.run_sync(
-            self._store.jobs.requeue, job.id, state.step, waits_as
-        )
-        if not requeued:
-            return await self._current(job.id)  # cancelled or failed meanwhile
+        jobs = self._store.jobs
+        if not await anyio.to_thread.run_sync(jobs.requeue, job.id, state.step, waits_as):
+            return False
         await anyio.to_thread.run_sync(self._progress.notify, job.id)
-        log.info("job %s: yielded its slot at step %d", job.id, state.step)
-        return RenderOutput(
-            job.id, waits_as.value, yielded_at_step=state.step, checkpoint=checkpoint
+        log.info("job %s: paused at step %d for higher-priority work", job.id, state.step)
+        await self._gate.resume(turn)
+        attempt = activity.info().attempt
+        running = await anyio.to_thread.run_sync(
+            jobs.mark_running, job.id, attempt, state.total_steps, state.step
         )
+        if running:
+            await anyio.to_thread.run_sync(self._progress.notify, job.id)
+        return running
 
     async def _checkpoint(self, job_id: str, state: RenderState) -> str:
         # Earlier checkpoints stay until the job ends: the attempt that resumes reads the

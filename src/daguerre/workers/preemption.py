@@ -1,79 +1,74 @@
-"""Preemption: a render hands its worker slot to waiting work of a higher priority.
+"""Preemption: a worker's renders take turns on its compute, highest priority first.
 
-Temporal's priority keys order which task a free slot takes next, but nothing can take a
-slot back from a render that already holds it. Under a free-tier surge every slot holds
-a free render, so a paid job would wait for one of them to finish: up to a whole render
-time added to paid latency. Preemption closes that gap. One watcher per worker process
-looks, every ``preempt_check_s``, at the pool's queue in the job table. When all of this
-process's slots are busy and a job of a higher priority than one of its renders has
-waited longer than ``preempt_grace_s``, it asks that render to make way. The render
-stops at its next step boundary, writes a checkpoint, puts its job back in the queue and
-ends its activity; the workflow schedules it again with the checkpoint, behind the
-higher-priority work, and it resumes from that step (no work is lost, and resuming is
-exact: see the models' ``load_state``). The slot it freed takes the waiting job, because
-Temporal dispatches by priority.
+Temporal's priority keys order which waiting task a free slot takes next, but nothing can
+take a slot back from a render that already holds it. Under a free-tier surge every slot
+holds a free render, so a paid job would wait for one of them to finish: up to a whole
+render time added to paid latency. Two parts close that gap:
 
-Temporal dispatches "in close to priority order": right after a slot frees, a task of a
-lower priority sometimes still wins it over a higher-priority task scheduled a moment
-before (measured here: often, within ~40 ms of scheduling). So a render
-that starts below a job this process already yielded for (its slot was taken by lower
-work) lets that job make another render yield. A render checks once itself as it
-starts, before its first step, so that giving a slot straight back costs no work.
+- **The express lane** (``PoolSettings.express_priority``, engine/contracts.py): renders of
+  jobs at that priority or above are scheduled on the pool's express task queue, which
+  every worker of the pool serves with slots of its own. A backlog of free work therefore
+  never stands between a paid render and a worker process.
+- **The compute gate** (here): a worker process may hold more renders than it runs (its
+  main and its express slots), but only ``permits`` of them (the pool's ``concurrency``)
+  run model code at a time. A render that finds every permit taken by lower-priority
+  renders asks the lowest of them, the one with the most steps left, to pause. That render
+  stops at its next step boundary, hands its permit over, and waits for one again in
+  priority order, keeping its state in memory and its Temporal slot. It resumes exactly
+  where it stopped. A paid render so waits for at most one model step, with no round trip
+  through Temporal.
 
 Rules that keep it cheap and safe:
-- nothing happens while this process has an idle slot (it will take the waiting job);
-- a waiting job makes at most one render of this process yield at a time (unless the
-  freed slot went to lower-priority work, above), remembered for ``_REMEMBER_S``;
-- the victim is the lowest-priority render with the most steps left, and never one that
-  would finish in less than ``MIN_TIME_LEFT_S`` (its steps left times its measured step
-  time): finishing it is then about as quick as yielding;
-- a job yields at most ``max_preemptions`` times (the workflow stops offering it), so a
-  started render always finishes.
-
-With several worker processes on one pool, each decides alone, so a waiting job may make
-one render yield in each full process; the extra ones go back to the queue and resume.
+- each waiting render needs one running render to make way, the best waiter first; a
+  render about to finish (less than ``MIN_TIME_LEFT_S`` to go at its measured pace) makes
+  way by finishing, so it is never asked;
+- only strictly lower-priority work pauses; within a priority, renders take turns in
+  arrival order (a paused render keeps its place, ahead of later ones);
+- a job pauses at most ``max_pauses`` times (counted across attempts, in its row), so a
+  started render always finishes;
+- the gate is per process: a paused render resumes in the process that holds it, even if
+  another worker of the pool falls idle first (only at the tail of a backlog).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
-
-import anyio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-# A render this close to done finishes rather than yields: a yield (checkpoint, back to
-# the queue, the slot handed over) costs about this much itself.
+# A render this close to done is not asked to pause: finishing frees its permit about as
+# soon, without the pause's two job-row writes.
 MIN_TIME_LEFT_S = 0.03
-# How long a waiting job is remembered as already served by a yield here: by then it
-# runs (its row says so), or it is still waiting and may make another render yield.
-_REMEMBER_S = 1.0
+# Temporal's own default priority key: where a job without one (older rows) queues.
+DEFAULT_PRIORITY = 3
 
 
-class WaitingJobs(Protocol):
-    def waiting_above(
-        self, pool: str, priority: int, created_before: datetime, limit: int = 16
-    ) -> list[tuple[str, int]]: ...
+def _no_keepalive() -> None:
+    return None
 
 
-@dataclass
-class RenderTicket:
-    """A render in progress in this process, as the watcher sees it."""
+@dataclass(eq=False)
+class Turn:
+    """One render's claim on the compute, from the time it asks until it is done."""
 
     job_id: str
-    priority: int | None  # None: an old job without one; never preempted
-    preemptible: bool
-    # Steps it would still run after its next chance to yield (a step boundary).
-    steps_left: int = 0
-    asked_to_yield: bool = False
+    priority: int  # Temporal priority key: smaller runs first
+    order: int  # arrival order, kept across pauses
+    pausable: bool
+    # Called now and then while the render waits (the activity heartbeats, so that
+    # Temporal neither times it out nor misses a cancel).
+    keepalive: Callable[[], None] = _no_keepalive
+    # Steps it would still run after its next step boundary; None before it knows.
+    steps_left: int | None = None
     seconds_per_step: float | None = None  # measured; None before its first step here
+    asked_to_pause: bool = False
+    pauses: int = 0
+    _granted: asyncio.Event = field(default_factory=asyncio.Event)
 
     def progress(self, step: int, total_steps: int, seconds_per_step: float | None) -> None:
         """Called as step ``step`` begins: its next boundary comes after that step."""
@@ -81,128 +76,147 @@ class RenderTicket:
         self.seconds_per_step = seconds_per_step
 
     @property
-    def worth_yielding(self) -> bool:
+    def finishing(self) -> bool:
+        """Close enough to done that it makes way sooner by finishing than by pausing."""
+        if self.steps_left is None:
+            return False  # not started: pausing costs nothing
         if self.steps_left < 1:
-            return False
+            return True  # in its last step: there is no boundary left to pause at
         if self.seconds_per_step is None:
-            return True  # nothing rendered yet: giving the slot back costs nothing
-        return self.steps_left * self.seconds_per_step >= MIN_TIME_LEFT_S
+            return False  # no step measured here yet
+        return self.steps_left * self.seconds_per_step < MIN_TIME_LEFT_S
+
+    @property
+    def running(self) -> bool:
+        return self._granted.is_set()
 
 
-class Preemption:
+def _victim_rank(turn: Turn) -> tuple[int, float, int]:
+    """The lowest priority first, then the most steps left (one that has not stepped
+    yet loses nothing), then the latest to arrive."""
+    steps = float("inf") if turn.steps_left is None else turn.steps_left
+    return turn.priority, steps, turn.order
+
+
+class ComputeGate:
     def __init__(
         self,
-        jobs: WaitingJobs,
-        pool: str,
-        slots: int,
-        check_s: float = 0.02,
-        grace_s: float = 0.02,
-        clock: Callable[[], float] = time.time,
+        permits: int,
+        preemption: bool = True,
+        max_pauses: int = 10,
+        keepalive_s: float = 1.0,
     ) -> None:
-        self._jobs = jobs
-        self._pool = pool
-        self._slots = slots
-        self._check_s = check_s
-        self._grace_s = grace_s
-        self._clock = clock
-        self._renders: dict[str, RenderTicket] = {}
-        # waiting job id -> (when a render yielded to it, its priority)
-        self._served: dict[str, tuple[float, int]] = {}
+        if permits < 1:
+            raise ValueError("a compute gate needs at least one permit")
+        self._permits = permits
+        self._preemption = preemption
+        self._max_pauses = max_pauses
+        self._keepalive_s = keepalive_s
+        self._running: list[Turn] = []
+        self._waiting: list[Turn] = []  # best first: (priority, order)
+        self._order = itertools.count()
 
-    @contextmanager
-    def running(
-        self, job_id: str, priority: int | None, preemptible: bool = True, steps_left: int = 0
-    ) -> Iterator[RenderTicket]:
-        """Register a render for the block; the activity reads ``asked_to_yield``."""
-        ticket = RenderTicket(job_id, priority, preemptible, steps_left)
-        self._renders[job_id] = ticket
-        if priority is not None:
-            # A slot freed for a waiting job went to lower work instead: it may ask again.
-            stolen = [w for w, (_, p) in self._served.items() if p < priority]
-            for waiting in stolen:
-                del self._served[waiting]
+    @property
+    def running(self) -> list[Turn]:
+        return list(self._running)
+
+    @property
+    def waiting(self) -> list[Turn]:
+        return list(self._waiting)
+
+    @asynccontextmanager
+    async def turn(
+        self,
+        job_id: str,
+        priority: int | None,
+        pauses_so_far: int = 0,
+        keepalive: Callable[[], None] = _no_keepalive,
+    ) -> AsyncIterator[Turn]:
+        """Wait for a permit, then hold it for the block (except while paused)."""
+        turn = Turn(
+            job_id,
+            DEFAULT_PRIORITY if priority is None else priority,
+            next(self._order),
+            pausable=self._may_pause(pauses_so_far),
+            keepalive=keepalive,
+        )
+        turn.pauses = pauses_so_far
+        self._enqueue(turn)
         try:
-            yield ticket
+            await self._wait(turn)
+            yield turn
         finally:
-            if self._renders.get(job_id) is ticket:
-                del self._renders[job_id]
+            self._leave(turn)
 
-    def _candidates(self) -> list[RenderTicket]:
-        return [
-            t
-            for t in self._renders.values()
-            if t.preemptible
-            and t.priority is not None
-            and not t.asked_to_yield
-            and t.worth_yielding
-        ]
+    def step_aside(self, turn: Turn) -> bool:
+        """At a step boundary of a render asked to pause: hand its permit to the waiting
+        work it was asked for. False (and the render goes on) when that work no longer
+        waits, e.g. it was cancelled."""
+        if not turn.asked_to_pause or turn not in self._running:
+            return False
+        turn.asked_to_pause = False
+        if not any(w.priority < turn.priority for w in self._waiting):
+            return False
+        self._running.remove(turn)
+        turn._granted.clear()
+        turn.pauses += 1
+        turn.pausable = self._may_pause(turn.pauses)
+        log.info("job %s pauses for higher-priority work", turn.job_id)
+        self._enqueue(turn)
+        return True
 
-    def worth_checking(self) -> bool:
-        """Only a full process with something it could preempt needs to look."""
-        return len(self._renders) >= self._slots and bool(self._candidates())
+    async def resume(self, turn: Turn) -> None:
+        """Wait (after ``step_aside``) until the render's turn comes again."""
+        await self._wait(turn)
 
-    def _query(self) -> tuple[int, datetime, int] | None:
-        """What to ask the job table (priority, submitted before, limit), or None when
-        this process has an idle slot or nothing it could preempt."""
-        if not self.worth_checking():
-            return None
-        candidates = self._candidates()
-        lowest = max(t.priority for t in candidates if t.priority is not None)
-        cutoff = datetime.fromtimestamp(self._clock() - self._grace_s, UTC)
-        return lowest, cutoff, len(candidates) + len(self._served) + len(self._renders)
+    # --- bookkeeping ---------------------------------------------------------------------
+    def _may_pause(self, pauses: int) -> bool:
+        return self._preemption and pauses < self._max_pauses
 
-    def _decide(self, waiting: list[tuple[str, int]]) -> list[str]:
-        """Ask renders to yield to the waiting jobs; the job ids of those asked."""
-        now = self._clock()
-        self._served = {k: v for k, v in self._served.items() if now - v[0] < _REMEMBER_S}
-        candidates = self._candidates()
-        asked = []
-        for job_id, priority in waiting:
-            # A job running here may still read "queued" for a moment after it started.
-            if job_id in self._renders or job_id in self._served:
-                continue
-            below = [t for t in candidates if (t.priority or 0) > priority]
-            if not below:
-                continue
-            victim = max(below, key=lambda t: (t.priority or 0, t.steps_left))
-            candidates.remove(victim)
-            victim.asked_to_yield = True
-            self._served[job_id] = (now, priority)
-            asked.append(victim.job_id)
-            log.info("job %s yields its slot to waiting job %s", victim.job_id, job_id)
-        return asked
+    def _enqueue(self, turn: Turn) -> None:
+        self._waiting.append(turn)
+        self._waiting.sort(key=lambda t: (t.priority, t.order))
+        self._rebalance()
 
-    def check(self) -> list[str]:
-        """One look at the queue, blocking (for tests); the job ids of renders asked."""
-        query = self._query()
-        if query is None:
-            return []
-        return self._decide(self._jobs.waiting_above(self._pool, *query))
+    def _leave(self, turn: Turn) -> None:
+        if turn in self._running:
+            self._running.remove(turn)
+        if turn in self._waiting:
+            self._waiting.remove(turn)
+        self._rebalance()
 
-    async def check_async(self) -> list[str]:
-        """The same, with the query in a thread. The registry is only read and changed
-        here on the event loop, never from that thread."""
-        query = self._query()
-        if query is None:
-            return []
-        waiting = await anyio.to_thread.run_sync(self._jobs.waiting_above, self._pool, *query)
-        return self._decide(waiting)
-
-    async def check_now(self) -> None:
-        """Look at once, from a render that just started: the slot it took may have been
-        meant for waiting higher-priority work (see above), and a render that has done
-        no steps yet is the cheapest one to give it back."""
-        try:
-            await self.check_async()
-        except Exception:  # the render goes on; the watcher looks again shortly
-            log.exception("preemption check failed")
-
-    async def watch(self) -> None:
-        """Run until cancelled: the worker starts this beside its Temporal workers."""
-        while True:
-            await asyncio.sleep(self._check_s)
+    async def _wait(self, turn: Turn) -> None:
+        while not turn.running:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+            # arrives just as the permit is granted, and the activity would go on.
             try:
-                await self.check_async()
-            except Exception:  # a database hiccup must not stop the watcher
-                log.exception("preemption check failed; trying again")
-                await asyncio.sleep(1.0)
+                async with asyncio.timeout(self._keepalive_s):
+                    await turn._granted.wait()
+            except TimeoutError:
+                turn.keepalive()
+
+    def _rebalance(self) -> None:
+        """Hand free permits to the best waiters, then ask running renders to make way
+        for the waiters that remain (one render each)."""
+        while self._waiting and len(self._running) < self._permits:
+            turn = self._waiting.pop(0)
+            self._running.append(turn)
+            turn._granted.set()
+        if not self._waiting:
+            return
+        # Renders already on their way out cover the best waiters.
+        leaving = sum(1 for r in self._running if r.asked_to_pause or r.finishing)
+        for waiter in self._waiting[leaving:]:
+            lower = [
+                r
+                for r in self._running
+                if r.priority > waiter.priority
+                and r.pausable
+                and not r.asked_to_pause
+                and not r.finishing
+            ]
+            if not lower:
+                break  # the waiters after this one rank no higher
+            victim = max(lower, key=_victim_rank)
+            victim.asked_to_pause = True
+            log.info("job %s is asked to pause for job %s", victim.job_id, waiter.job_id)

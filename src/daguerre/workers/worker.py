@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,11 +16,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from daguerre.config import Settings
 from daguerre.engine.client import connect
-from daguerre.engine.contracts import control_queue
+from daguerre.engine.contracts import control_queue, express_queue
 from daguerre.engine.workflows import GenerateImage
 from daguerre.store import open_store
 from daguerre.workers.activities import RenderActivities
-from daguerre.workers.preemption import Preemption
+from daguerre.workers.preemption import ComputeGate
 from daguerre.workers.runtime import ModelRuntime
 from daguerre.workers.webhooks import WebhookActivities
 
@@ -63,29 +64,37 @@ async def pool_workers(
         raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
     pool_settings = settings.pools[pool]
     store = open_store(settings)
-    preemption = None
-    if pool_settings.preemption:
-        preemption = Preemption(
-            store.jobs,
-            pool,
-            slots=pool_settings.concurrency,
-            check_s=settings.preempt_check_s,
-            grace_s=settings.preempt_grace_s,
-        )
-    activities = RenderActivities(runtime, store, settings, preemption)
+    concurrency = pool_settings.concurrency
+    # The process may hold a render per slot of both render queues, but runs model code
+    # for only ``concurrency`` of them at a time, highest priority first.
+    gate = ComputeGate(
+        concurrency,
+        preemption=pool_settings.preemption,
+        max_pauses=settings.max_preemptions,
+        keepalive_s=min(1.0, settings.heartbeat_timeout_s / 4),
+    )
+    activities = RenderActivities(runtime, store, settings, gate)
     webhooks = WebhookActivities(store, settings)
-    workers = [
-        Worker(
+
+    def render_worker(task_queue: str, **options: Any) -> Worker:
+        return Worker(
             client,
-            task_queue=pool_settings.task_queue,
-            workflows=[GenerateImage],
-            workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
+            task_queue=task_queue,
             activities=[activities.render],
-            max_concurrent_activities=pool_settings.concurrency,
+            max_concurrent_activities=concurrency,
             # Eager dispatch would hand a job's render straight back to this worker,
             # skipping the queue's priority and fairness order.
             disable_eager_activity_execution=True,
             graceful_shutdown_timeout=timedelta(seconds=2),
+            **options,
+        )
+
+    workers = [
+        render_worker(
+            pool_settings.task_queue,
+            workflows=[GenerateImage],
+            workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
+            max_concurrent_workflow_tasks=settings.workflow_task_slots,
         ),
         Worker(
             client,
@@ -95,17 +104,14 @@ async def pool_workers(
             graceful_shutdown_timeout=timedelta(seconds=2),
         ),
     ]
+    if pool_settings.express_priority:
+        workers.append(render_worker(express_queue(pool_settings.task_queue)))
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    watcher = asyncio.create_task(preemption.watch()) if preemption is not None else None
     try:
         yield workers
     finally:
-        if watcher is not None:
-            watcher.cancel()
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
-        if watcher is not None:
-            await asyncio.gather(watcher, return_exceptions=True)
         store.close()
 
 

@@ -117,27 +117,6 @@ def test_discard_only_forgets_queued_jobs(store: Store, account: Account) -> Non
     assert store.jobs.get("b") is not None
 
 
-def test_waiting_above_lists_higher_priority_queued_jobs_first(store: Store) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    account = store.accounts.create_account("w", "free", "api")
-    spec = JobSpec(prompt="p", model="fake")
-    store.jobs.create("free", account.id, "api", spec, priority=3)
-    store.jobs.create("plus", account.id, "api", spec, priority=2)
-    store.jobs.create("pro", account.id, "api", spec, priority=1)
-    store.jobs.create("other-pool", account.id, "chat", spec, priority=1)
-    store.jobs.create("deferred", account.id, "api", spec, priority=1, status=JobStatus.DEFERRED)
-    store.jobs.create("running", account.id, "api", spec, priority=1)
-    store.jobs.mark_running("running", 1, 8, None)
-    later = datetime.now(UTC) + timedelta(seconds=5)
-
-    assert store.jobs.waiting_above("api", 3, later) == [("pro", 1), ("plus", 2)]
-    assert store.jobs.waiting_above("api", 2, later) == [("pro", 1)]
-    assert store.jobs.waiting_above("api", 3, later, limit=1) == [("pro", 1)]
-    # nothing submitted before a cutoff in the past
-    assert store.jobs.waiting_above("api", 3, datetime.now(UTC) - timedelta(seconds=60)) == []
-
-
 def test_requeue_keeps_progress_and_counts_the_preemption(store: Store) -> None:
     account = store.accounts.create_account("r", "free", "api")
     store.jobs.create("j", account.id, "api", JobSpec(prompt="p", model="fake"), priority=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 from collections.abc import Iterator
@@ -15,11 +16,11 @@ from temporalio.testing import ActivityEnvironment
 
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.config import Settings
-from daguerre.domain import JobSpec, JobStatus
+from daguerre.domain import JobRecord, JobSpec, JobStatus
 from daguerre.engine.contracts import FinalizeInput, RenderInput
 from daguerre.store import Store, open_store
 from daguerre.workers.activities import RenderActivities, Resume, checkpoint_key
-from daguerre.workers.preemption import Preemption
+from daguerre.workers.preemption import ComputeGate
 from daguerre.workers.runtime import ModelRuntime
 
 
@@ -208,88 +209,101 @@ def test_edit_inputs_come_from_the_blob_store(store: Store) -> None:
         load_edit_inputs(store.blobs, dataclasses.replace(spec, mask_key="uploads/j/mask.png"))
 
 
-class NoWaitingJobs:
-    def waiting_above(self, *args: Any, **kwargs: Any) -> list[tuple[str, int]]:
-        return []
-
-
 @pytest.fixture
-def preempting(settings: Settings, store: Store) -> Iterator[tuple[RenderActivities, Preemption]]:
-    """Render activities with a preemption watcher (whose queue is empty: the tests ask
-    renders to yield themselves, as the watcher would)."""
-    runtime = ModelRuntime.load(settings)
-    preemption = Preemption(NoWaitingJobs(), "api", slots=1)
-    yield RenderActivities(runtime, store, settings, preemption), preemption
+def gated(settings: Settings, store: Store) -> Iterator[tuple[RenderActivities, ComputeGate]]:
+    """Render activities behind a one-permit compute gate that the test shares, at 10 ms
+    a step (a render about to finish is never asked to pause; the fake model is quick)."""
+    paced = settings.model_copy(update={"render_step_delay_s": 0.01})
+    runtime = ModelRuntime.load(paced)
+    gate = ComputeGate(1)
+    yield RenderActivities(runtime, store, paced, gate), gate
     runtime.close()
 
 
-async def test_a_render_asked_to_yield_checkpoints_requeues_and_resumes_exactly(
-    preempting: tuple[RenderActivities, Preemption], store: Store
-) -> None:
-    activities, preemption = preempting
-    inp = submit(store, "jy", steps=8)
+async def render_while_paid_work_arrives(
+    activities: RenderActivities, gate: ComputeGate, store: Store, inp: RenderInput, at: int
+) -> tuple[Any, JobRecord, list[Any]]:
+    """Render ``inp``; once it reports step ``at``, a pro render asks for the permit and
+    holds it until the job's row no longer says running (or 2 s). Returns the output,
+    the job row as the pro render last read it, and the heartbeats."""
+    seen: list[JobRecord] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def paid() -> None:
+        async with gate.turn("paid", 1):
+            # The permit comes first; the paused render then writes its row.
+            for _ in range(200):
+                job = store.jobs.get(inp.job_id)
+                assert job is not None
+                if job.status is not JobStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.01)
+            seen.append(job)
 
     def on_heartbeat(detail: Any) -> None:
         heartbeats.append(detail)
-        if detail["step"] == 3 and not asked:  # as the watcher would, seeing paid work
-            preemption._renders["jy"].asked_to_yield = True
-            asked.append(True)
+        if detail["step"] == at and not tasks:
+            tasks.append(asyncio.get_running_loop().create_task(paid()))
 
     heartbeats: list[Any] = []
-    asked: list[bool] = []
     env = env_with([])
     env.on_heartbeat = on_heartbeat
     out = await env.run(activities.render, inp)
-    # It stops at the next step boundary, with a checkpoint there (3 is not a
-    # multiple of checkpoint_every), and its job waits again, keeping its progress.
-    assert (out.status, out.yielded_at_step) == ("queued", 3)
-    assert out.checkpoint == checkpoint_key("jy", 3) and store.blobs.exists(out.checkpoint)
-    assert heartbeats[-1] == {"step": 3, "checkpoint": out.checkpoint}
-    job = store.jobs.get("jy")
-    assert job is not None
-    assert (job.status, job.step, job.preemptions) == (JobStatus.QUEUED, 3, 1)
-    assert preemption._renders == {}  # the slot is free
+    await asyncio.gather(*tasks)
+    return out, seen[0], heartbeats
 
-    # The workflow schedules it again from there; it finishes from step 3.
-    again = dataclasses.replace(
-        inp, resume_step=out.yielded_at_step, resume_checkpoint=out.checkpoint
+
+async def test_a_render_pauses_for_paid_work_and_resumes_exactly(
+    gated: tuple[RenderActivities, ComputeGate], store: Store
+) -> None:
+    activities, gate = gated
+    inp = submit(store, "jy", steps=8)
+    out, during, heartbeats = await render_while_paid_work_arrives(
+        activities, gate, store, inp, at=3
     )
-    heartbeats.clear()
-    done = await env.run(activities.render, again)
-    assert done.status == "succeeded" and done.yielded_at_step is None
-    assert [h["step"] for h in heartbeats] == [3, 4, 5, 6, 7, 8]
+    # While the paid render ran, the free job waited at a step boundary, its progress
+    # kept, one preemption counted.
+    assert during.status is JobStatus.QUEUED and during.preemptions == 1
+    paused_at = during.step
+    assert 3 <= paused_at < 8
+    # Then it went on from there: no step done twice, none skipped.
+    assert out.status == "succeeded"
+    assert [h["step"] for h in heartbeats] == list(range(9))
     job = store.jobs.get("jy")
-    assert job is not None and job.resumed_from_step == 3 and job.preemptions == 1
+    assert job is not None and job.status is JobStatus.SUCCEEDED
+    assert (job.resumed_from_step, job.preemptions) == (paused_at, 1)
+    assert gate.running == [] and gate.waiting == []
 
     # ... with the very image an uninterrupted render of the same job makes.
     await env_with([]).run(activities.render, submit(store, "jz", steps=8))
     twin = store.jobs.get("jz")
-    assert twin is not None
+    assert twin is not None and twin.preemptions == 0
     assert store.blobs.get(job.images[0].blob_key) == store.blobs.get(twin.images[0].blob_key)
 
 
-async def test_a_deferred_job_that_yields_waits_as_deferred_again(
-    preempting: tuple[RenderActivities, Preemption], store: Store
+async def test_a_deferred_job_that_pauses_waits_as_deferred(
+    gated: tuple[RenderActivities, ComputeGate], store: Store
 ) -> None:
-    activities, preemption = preempting
+    activities, gate = gated
     account = store.accounts.create_account("d", "free", "api")
     spec = JobSpec(prompt="a blue square", model="fake", width=64, height=64, steps=6)
     store.jobs.create("jd", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
-    env = env_with([])
-
-    def on_heartbeat(detail: Any) -> None:
-        if detail["step"] == 2:
-            preemption._renders["jd"].asked_to_yield = True
-
-    env.on_heartbeat = on_heartbeat
-    out = await env.run(activities.render, RenderInput(job_id="jd", spec=spec))
-    assert (out.status, out.yielded_at_step) == ("deferred", 2)
+    inp = RenderInput(job_id="jd", spec=spec)
+    out, during, _ = await render_while_paid_work_arrives(activities, gate, store, inp, at=2)
+    assert during.status is JobStatus.DEFERRED and during.preemptions == 1
+    assert out.status == "succeeded"
 
 
-async def test_a_render_that_may_not_yield_is_never_a_candidate(
-    activities: RenderActivities, store: Store
+async def test_without_preemption_a_render_keeps_the_compute(
+    settings: Settings, store: Store
 ) -> None:
-    # Without a preemption watcher (or with preemptible=False) a render just finishes.
-    inp = dataclasses.replace(submit(store, "jn", steps=4), preemptible=False)
-    out = await env_with([]).run(activities.render, inp)
-    assert out.status == "succeeded" and out.yielded_at_step is None
+    paced = settings.model_copy(update={"render_step_delay_s": 0.01})
+    runtime = ModelRuntime.load(paced)
+    gate = ComputeGate(1, preemption=False)
+    activities = RenderActivities(runtime, store, paced, gate)
+    inp = submit(store, "jn", steps=6)
+    out, during, _ = await render_while_paid_work_arrives(activities, gate, store, inp, at=2)
+    runtime.close()
+    # The paid render got the permit only once the free one had done all its steps.
+    assert out.status == "succeeded"
+    assert during.step == 6 and during.preemptions == 0

@@ -286,7 +286,7 @@ function statusText(job) {
       const where =
         ahead == null ? "In the queue" : ahead === 0 ? "Next in the queue" : `In the queue: ${ahead} ahead of you`;
       const wait = job.estimated_wait_s == null ? "" : `, about ${seconds(job.estimated_wait_s)} to wait`;
-      // A render that yielded its slot to priority work keeps its progress.
+      // A render that paused for priority work keeps its progress.
       const paused = job.step > 0 && job.total_steps ? `Paused at step ${job.step} of ${job.total_steps}. ` : "";
       return `${paused}${where}${wait}.`;
     }
