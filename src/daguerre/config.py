@@ -48,9 +48,9 @@ class PoolSettings(BaseModel):
     max_backlog: int = Field(default=2000, ge=1)
     # Degraded mode switches on at this backlog and off again below half of it.
     degrade_backlog: int = Field(default=200, ge=1)
-    # Renders of jobs at this Temporal priority key or better (smaller; the shipped plus
-    # and pro) run on the pool's express queue, which each worker serves with another
-    # ``concurrency`` slots, so a backlog of free work never stands between them and a
+    # Jobs at this Temporal priority key or better (smaller; the shipped plus and pro)
+    # run, workflow and render, on the pool's express queue, which each worker serves
+    # with slots of its own, so a backlog of free work never stands between them and a
     # worker. 0: no express lane. See workers/preemption.py.
     express_priority: int = Field(default=2, ge=0, le=5)
     # A render pauses at a step boundary (state kept in memory) while a render of a
@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     # Preemption (pools with ``preemption``): how many times one job may pause for
     # higher-priority work before it keeps the compute to the end.
     max_preemptions: int = Field(default=10, ge=0)
-    # Workflow tasks one worker process handles at once. Few, on purpose: a backlog of
+    # Workflow tasks one worker process handles at once, per queue (main and express).
+    # Few, on purpose: a backlog of
     # workflow tasks then waits on the server, which hands them out by priority, rather
     # than in the worker's own queue, which is first come first served (a surge's
     # burst of new free workflows would otherwise delay a paid one's first step).

@@ -21,6 +21,7 @@ from daguerre.engine.contracts import (
     WORKFLOW,
     GenerateImageInput,
     RenderPolicy,
+    control_queue,
     express_queue,
 )
 
@@ -72,14 +73,14 @@ def render_policy(settings: Settings) -> RenderPolicy:
     )
 
 
-def render_queue(settings: Settings, pool: str, priority: int) -> str | None:
-    """The pool's express queue for a job at its ``express_priority`` or better; None
-    (the pool's main queue) otherwise."""
+def workflow_queue(settings: Settings, pool: str, priority: int) -> str:
+    """Where a job's workflow (and so its render) runs: the pool's express queue for a
+    job at the pool's ``express_priority`` or better, else the pool's main queue."""
     pool_settings = settings.pools[pool]
     express = pool_settings.express_priority
     if express and priority <= express:
         return express_queue(pool_settings.task_queue)
-    return None
+    return pool_settings.task_queue
 
 
 async def connect(settings: Settings, address: str | None = None) -> Client:
@@ -127,10 +128,10 @@ class TemporalEngine:
                         spec=spec,
                         policy=render_policy(settings),
                         webhook=webhook,
-                        render_queue=render_queue(settings, pool, priority),
+                        control_queue=control_queue(settings.pools[pool].task_queue),
                     ),
                     id=job_id,
-                    task_queue=settings.pools[pool].task_queue,
+                    task_queue=workflow_queue(settings, pool, priority),
                     # A second submit of a running job attaches to it; of a finished one,
                     # is refused (and ignored below): never two workflows for one job.
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -26,9 +26,9 @@ def control_queue(task_queue: str) -> str:
 
 
 def express_queue(task_queue: str) -> str:
-    """Where a pool's high-priority renders run: every worker of the pool serves it with
-    slots of its own, so a backlog of lower-priority work on the main queue never
-    stands between them and a worker (workers/preemption.py)."""
+    """Where a pool's high-priority jobs run (workflow and render): every worker of the
+    pool serves it with slots of its own, so a backlog of lower-priority work on the
+    main queue never stands between them and a worker (workers/preemption.py)."""
     return f"{task_queue}-express"
 
 
@@ -50,9 +50,9 @@ class GenerateImageInput:
     policy: RenderPolicy = field(default_factory=RenderPolicy)
     # The job has a webhook: call the notify activity once it is final.
     webhook: bool = False
-    # Where its render runs: the pool's express queue for high-priority work (see
-    # express_queue); None: the workflow's own task queue.
-    render_queue: str | None = None
+    # Where its bookkeeping activities run: its pool's control queue. None (workflows
+    # started before this field): derived from the workflow's own task queue.
+    control_queue: str | None = None
 
 
 @dataclass(frozen=True)

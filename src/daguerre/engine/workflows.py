@@ -1,8 +1,8 @@
 """The GenerateImage workflow: one per job, with workflow id = job id.
 
 It schedules a render activity (which keeps the job row up to date itself) and only
-steps in when that activity gives up or the job is cancelled. High-priority jobs render
-on their pool's express queue (chosen by the submitter: see express_queue).
+steps in when that activity gives up or the job is cancelled. High-priority jobs run on
+their pool's express queue (chosen by the submitter: see express_queue).
 Deterministic: no I/O, clock or randomness here, and nothing heavy imported.
 """
 
@@ -59,7 +59,6 @@ class GenerateImage:
                 RENDER_ACTIVITY,
                 RenderInput(job_id=inp.job_id, spec=inp.spec),
                 result_type=RenderOutput,
-                task_queue=inp.render_queue,
                 start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_s),
                 heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),
                 retry_policy=RetryPolicy(
@@ -74,16 +73,20 @@ class GenerateImage:
                 # A cancel reaches the render activity at its next heartbeat; marking the
                 # job here covers one that never started, or whose worker is gone.
                 await self._finalize(
-                    inp.job_id, JobStatus.CANCELLED, "cancelled by its owner", ErrorCode.CANCELLED
+                    inp, JobStatus.CANCELLED, "cancelled by its owner", ErrorCode.CANCELLED
                 )
                 raise
             assert isinstance(err, ActivityError)
             reason, code = describe_failure(err)
-            await self._finalize(inp.job_id, JobStatus.FAILED, reason, code)
+            await self._finalize(inp, JobStatus.FAILED, reason, code)
             await self._notify(inp)
             raise ApplicationError(reason, type="RenderFailed", non_retryable=True) from err
         await self._notify(inp)
         return GenerateImageOutput(job_id=inp.job_id, status=out.status, image_ids=out.image_ids)
+
+    @staticmethod
+    def _control_queue(inp: GenerateImageInput) -> str:
+        return inp.control_queue or control_queue(workflow.info().task_queue)
 
     async def _notify(self, inp: GenerateImageInput) -> None:
         """Call the job's webhook; a receiver that never answers does not fail the job."""
@@ -95,7 +98,7 @@ class GenerateImage:
                 NotifyInput(job_id=inp.job_id),
                 result_type=NotifyOutput,
                 start_to_close_timeout=timedelta(seconds=30),
-                task_queue=control_queue(workflow.info().task_queue),
+                task_queue=self._control_queue(inp),
                 retry_policy=RetryPolicy(
                     maximum_interval=timedelta(seconds=60), maximum_attempts=8
                 ),
@@ -103,12 +106,14 @@ class GenerateImage:
         except ActivityError:
             workflow.logger.warning("the webhook of job %s was not delivered", inp.job_id)
 
-    async def _finalize(self, job_id: str, status: JobStatus, reason: str, code: ErrorCode) -> None:
+    async def _finalize(
+        self, inp: GenerateImageInput, status: JobStatus, reason: str, code: ErrorCode
+    ) -> None:
         await workflow.execute_activity(
             FINALIZE_ACTIVITY,
-            FinalizeInput(job_id=job_id, status=status.value, reason=reason, error_code=code),
+            FinalizeInput(job_id=inp.job_id, status=status.value, reason=reason, error_code=code),
             result_type=FinalizeOutput,
             start_to_close_timeout=timedelta(seconds=30),
-            task_queue=control_queue(workflow.info().task_queue),
+            task_queue=self._control_queue(inp),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
         )

@@ -5,10 +5,10 @@ take a slot back from a render that already holds it. Under a free-tier surge ev
 holds a free render, so a paid job would wait for one of them to finish: up to a whole
 render time added to paid latency. Two parts close that gap:
 
-- **The express lane** (``PoolSettings.express_priority``, engine/contracts.py): renders of
-  jobs at that priority or above are scheduled on the pool's express task queue, which
-  every worker of the pool serves with slots of its own. A backlog of free work therefore
-  never stands between a paid render and a worker process.
+- **The express lane** (``PoolSettings.express_priority``, engine/contracts.py): jobs at
+  that priority or above run, workflow and render, on the pool's express task queue,
+  which every worker of the pool serves with slots of its own. A backlog of free work
+  therefore never stands between a paid job and a worker process.
 - **The compute gate** (here): a worker process may hold more renders than it runs (its
   main and its express slots), but only ``permits`` of them (the pool's ``concurrency``)
   run model code at a time. A render that finds every permit taken by lower-priority

@@ -8,7 +8,6 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -76,26 +75,24 @@ async def pool_workers(
     activities = RenderActivities(runtime, store, settings, gate)
     webhooks = WebhookActivities(store, settings)
 
-    def render_worker(task_queue: str, **options: Any) -> Worker:
+    def jobs_worker(task_queue: str) -> Worker:
+        """Workflows and renders of one of the pool's two job queues."""
         return Worker(
             client,
             task_queue=task_queue,
+            workflows=[GenerateImage],
+            workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
+            max_concurrent_workflow_tasks=settings.workflow_task_slots,
             activities=[activities.render],
             max_concurrent_activities=concurrency,
             # Eager dispatch would hand a job's render straight back to this worker,
             # skipping the queue's priority and fairness order.
             disable_eager_activity_execution=True,
             graceful_shutdown_timeout=timedelta(seconds=2),
-            **options,
         )
 
     workers = [
-        render_worker(
-            pool_settings.task_queue,
-            workflows=[GenerateImage],
-            workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
-            max_concurrent_workflow_tasks=settings.workflow_task_slots,
-        ),
+        jobs_worker(pool_settings.task_queue),
         Worker(
             client,
             task_queue=control_queue(pool_settings.task_queue),
@@ -105,7 +102,9 @@ async def pool_workers(
         ),
     ]
     if pool_settings.express_priority:
-        workers.append(render_worker(express_queue(pool_settings.task_queue)))
+        # High-priority jobs: their workflow tasks and renders never queue behind the
+        # main queue's (a surge's) on the server, nor in this process.
+        workers.append(jobs_worker(express_queue(pool_settings.task_queue)))
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         yield workers
