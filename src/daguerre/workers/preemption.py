@@ -10,7 +10,8 @@ render time added to paid latency. Two parts close that gap:
   which every worker of the pool serves with slots of its own. A backlog of free work
   therefore never stands between a paid job and a worker process.
 - **The compute gate** (here): a worker process may hold more renders than it runs (its
-  main and its express slots), but only ``permits`` of them (the pool's ``concurrency``)
+  main and its express slots, the latter one more than ``concurrency`` so that queued
+  paid work leaves no gap), but only ``permits`` of them (the pool's ``concurrency``)
   run model code at a time. A render that finds every permit taken by lower-priority
   renders asks the lowest of them, the one with the most steps left, to pause. That render
   stops at its next step boundary, hands its permit over, and waits for one again in

@@ -64,8 +64,8 @@ async def pool_workers(
     pool_settings = settings.pools[pool]
     store = open_store(settings)
     concurrency = pool_settings.concurrency
-    # The process may hold a render per slot of both render queues, but runs model code
-    # for only ``concurrency`` of them at a time, highest priority first.
+    # The process may hold a render per slot of both job queues, but runs model code for
+    # only ``concurrency`` of them at a time, highest priority first.
     gate = ComputeGate(
         concurrency,
         preemption=pool_settings.preemption,
@@ -75,7 +75,7 @@ async def pool_workers(
     activities = RenderActivities(runtime, store, settings, gate)
     webhooks = WebhookActivities(store, settings)
 
-    def jobs_worker(task_queue: str) -> Worker:
+    def jobs_worker(task_queue: str, renders: int) -> Worker:
         """Workflows and renders of one of the pool's two job queues."""
         return Worker(
             client,
@@ -84,7 +84,7 @@ async def pool_workers(
             workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
             max_concurrent_workflow_tasks=settings.workflow_task_slots,
             activities=[activities.render],
-            max_concurrent_activities=concurrency,
+            max_concurrent_activities=renders,
             # Eager dispatch would hand a job's render straight back to this worker,
             # skipping the queue's priority and fairness order.
             disable_eager_activity_execution=True,
@@ -92,7 +92,7 @@ async def pool_workers(
         )
 
     workers = [
-        jobs_worker(pool_settings.task_queue),
+        jobs_worker(pool_settings.task_queue, concurrency),
         Worker(
             client,
             task_queue=control_queue(pool_settings.task_queue),
@@ -103,8 +103,10 @@ async def pool_workers(
     ]
     if pool_settings.express_priority:
         # High-priority jobs: their workflow tasks and renders never queue behind the
-        # main queue's (a surge's) on the server, nor in this process.
-        workers.append(jobs_worker(express_queue(pool_settings.task_queue)))
+        # main queue's (a surge's) on the server, nor in this process. One render more
+        # than the compute runs: with paid work queued, the next paid render already
+        # waits at the gate when one ends, so no free render slips into the gap.
+        workers.append(jobs_worker(express_queue(pool_settings.task_queue), concurrency + 1))
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
         yield workers
