@@ -155,15 +155,15 @@ class JobStore:
             )
         return int(count or 0)
 
-    def backlog(self, pool: str, priority: int | None = None) -> int:
-        """Queued and deferred jobs of the pool; with ``priority``, only those that run
-        no later than it (an equal or smaller key; jobs with no key count too)."""
+    def backlog(self, pool: str) -> int:
+        """Queued and deferred jobs of the pool."""
         waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
-        conditions: list[Any] = [JobRow.pool == pool, JobRow.status.in_(waiting)]
-        if priority is not None:
-            conditions.append(or_(JobRow.priority.is_(None), JobRow.priority <= priority))
         with self._sessions() as session:
-            count = session.scalar(select(func.count()).select_from(JobRow).where(*conditions))
+            count = session.scalar(
+                select(func.count())
+                .select_from(JobRow)
+                .where(JobRow.pool == pool, JobRow.status.in_(waiting))
+            )
         return int(count or 0)
 
     def backlog_by_priority(self, pool: str) -> dict[int | None, int]:

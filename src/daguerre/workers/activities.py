@@ -140,16 +140,18 @@ class RenderActivities:
             published = clock()
             partials = partial_steps(state.total_steps, spec.partial_images)
             step_started: float | None = None
+            pace: float | None = None
             while state.step < state.total_steps:
                 if turn.asked_to_pause:
                     if not await self._pause(job, turn, state):
                         return await self._current(job.id)  # cancelled or failed meanwhile
                     step_started = None  # the pause is not part of a step
                 # What pausing now would still save: the steps after this one (the next
-                # boundary is after it), at the pace measured so far (a whole step: the
+                # boundary is after it), at the pace measured last (a whole step: the
                 # model's plus everything done between steps).
                 now = clock()
-                pace = None if step_started is None else now - step_started
+                if step_started is not None:
+                    pace = now - step_started
                 step_started = now
                 turn.progress(state.step + 1, state.total_steps, pace)
                 state = await self._runtime.call(model.step, state)

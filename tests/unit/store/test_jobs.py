@@ -132,3 +132,17 @@ def test_requeue_keeps_progress_and_counts_the_preemption(store: Store) -> None:
     assert job is not None and (job.status, job.preemptions) == (JobStatus.DEFERRED, 2)
     store.jobs.finish("j", JobStatus.CANCELLED, "by owner")
     assert not store.jobs.requeue("j", 6)  # terminal is sticky
+
+
+def test_backlog_by_priority_counts_the_pools_waiting_jobs_per_key(
+    store: Store, account: Account
+) -> None:
+    spec = JobSpec(prompt="p", model="fake")
+    for i, priority in enumerate([1, 3, 3, 5]):
+        store.jobs.create(f"w{i}", account.id, "api", spec, priority=priority)
+    store.jobs.create("d", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
+    store.jobs.create("other-pool", account.id, "chat", spec, priority=1)
+    store.jobs.create("running", account.id, "api", spec, priority=1)
+    store.jobs.mark_running("running", 1, 8, None)
+    assert store.jobs.backlog_by_priority("api") == {1: 1, 3: 2, 5: 2}
+    assert store.jobs.backlog("api") == 5
