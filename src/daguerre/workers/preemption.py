@@ -140,8 +140,8 @@ class ComputeGate:
             next(self._order),
             pausable=self._may_pause(pauses_so_far),
             keepalive=keepalive,
+            pauses=pauses_so_far,
         )
-        turn.pauses = pauses_so_far
         self._enqueue(turn)
         try:
             await self._wait(turn)
