@@ -177,6 +177,26 @@ def pending(data_dir: Path, results: list[Sent]) -> int:
         store.close()
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU counters (/proc/stat, in ticks), or None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def machine_load(before: list[int] | None, after: list[int] | None) -> str:
+    """How busy the machine was between two readings, and how much CPU other virtual
+    machines took (steal): a noisy neighbour shows up in the latency percentiles."""
+    if before is None or after is None:
+        return "unknown"
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal
+    idle, steal = delta[3] + delta[4], delta[7] if len(delta) > 7 else 0
+    return f"busy {100 * (total - idle - steal) / total:.0f}%, steal {100 * steal / total:.0f}%"
+
+
 def p(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -261,13 +281,21 @@ async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> list[Se
             flush=True,
         )
 
+        at_baseline = cpu_times()
         await load.steady(http, pro_keys, "pro", "baseline", paid_rate, args.baseline_s)
+        at_surge = cpu_times()
         surge_paid = asyncio.create_task(
             load.steady(http, pro_keys, "pro", "surge", paid_rate, args.surge_s)
         )
         await load.steady(http, free_keys, "free", "surge", surge_rate, args.surge_s)
         await surge_paid
         await asyncio.gather(*list(load.tasks))
+        at_end = cpu_times()
+        print(
+            f"machine (all cores): baseline {machine_load(at_baseline, at_surge)}; "
+            f"surge {machine_load(at_surge, at_end)}",
+            flush=True,
+        )
         surge_end = time.monotonic()
         while time.monotonic() - surge_end < args.drain_s:
             left = await asyncio.to_thread(pending, data_dir, load.results)
