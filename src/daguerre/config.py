@@ -116,10 +116,10 @@ class Settings(BaseSettings):
     # higher-priority work before it keeps the compute to the end.
     max_preemptions: int = Field(default=10, ge=0)
     # Workflow tasks one worker process handles at once, per queue (main and express).
-    # Few, on purpose: a backlog of
-    # workflow tasks then waits on the server, which hands them out by priority, rather
-    # than in the worker's own queue, which is first come first served (a surge's
-    # burst of new free workflows would otherwise delay a paid one's first step).
+    # Few, on purpose: a backlog of workflow tasks then waits on the server, which hands
+    # them out by priority, rather than in the worker's own queue, which is first come
+    # first served (a surge's burst of new free workflows would otherwise delay a paid
+    # one's first step).
     workflow_task_slots: int = Field(default=2, ge=2)
     # Temporal's workflow sandbox. "strict" re-imports the workflow modules for every
     # workflow run, which catches non-deterministic module-level code and calls (the wall
