@@ -17,6 +17,7 @@ at most 1.5x paid p99 at baseline, no 5xx, no lost jobs, every deferred job fini
     .venv/bin/python bench/surge.py --surge-s 10      # shorter (a noisier p99)
     .venv/bin/python bench/surge.py --set MAX_PREEMPTIONS=0   # renders never pause
     .venv/bin/python bench/surge.py --pool-set express_priority=0   # no express lane
+    .venv/bin/python bench/surge.py --pool-set admit_pace=0   # no admission pace
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -31,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import REPO, Stack
@@ -88,28 +90,30 @@ class Sent:
 @dataclass
 class Load:
     results: list[Sent] = field(default_factory=list)
+    surge_at: float = 0.0  # time.time() when the surge began
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def send(self, http: httpx.AsyncClient, key: str, tier: str, phase: str) -> None:
+    async def send(self, http: aiohttp.ClientSession, key: str, tier: str, phase: str) -> None:
         sent = Sent(tier, phase, time.time())
         self.results.append(sent)
         body = {"prompt": f"{tier} {len(self.results)}", "size": "64x64", "steps": STEPS}
         try:
-            response = await http.post(
+            async with http.post(
                 "/v1/jobs", json=body, headers={"Authorization": f"Bearer {key}"}
-            )
-        except httpx.HTTPError:
+            ) as response:
+                sent.status = response.status
+                data = await response.json() if response.status == 202 else None
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError):
             sent.status = 599  # no answer at all counts as a server failure
             return
-        sent.status = response.status_code
         sent.answer_s = time.time() - sent.sent_at
-        if response.status_code == 202:
-            data = response.json()
+        if data is not None:
             sent.job_id, sent.job_status = data["id"], data["status"]
 
     async def steady(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         keys: list[str],
         tier: str,
         phase: str,
@@ -197,11 +201,64 @@ def machine_load(before: list[int] | None, after: list[int] | None) -> str:
     return f"busy {100 * (total - idle - steal) / total:.0f}%, steal {100 * steal / total:.0f}%"
 
 
+def process_cpu(root: int) -> dict[str, int]:
+    """CPU ticks so far of the stack's processes (by role) and of this bench, from
+    /proc; empty off Linux. Tells which process a slow phase was short of."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+        names[pid] = cmdline
+    out: dict[str, int] = Counter()
+    out["bench"] = ticks.get(os.getpid(), 0)
+    for pid, cmdline in names.items():
+        ancestor = pid
+        while ancestor not in (0, 1, root) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor != root:
+            continue
+        roles = {"start-dev": "temporal", " gateway": "gateway", " worker": "worker"}
+        role = next((r for mark, r in roles.items() if mark in cmdline), "launcher")
+        out[role] += ticks[pid]
+    return out
+
+
+def process_load(before: dict[str, int], after: dict[str, int], seconds: float) -> str:
+    """Each process's share of one core between two readings."""
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    shares = {k: (after.get(k, 0) - before.get(k, 0)) / hz / max(seconds, 1e-9) for k in after}
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(shares.items()) if v >= 0.005)
+
+
 def p(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def slowest(results: list[Sent], surge_at: float, count: int = 4) -> None:
+    """Where the paid tail is: a tail at the surge's first seconds is its onset (the
+    burst of free work reaching Temporal); one spread over the surge is steady load."""
+    paid = [s for s in results if s.tier == "pro" and s.phase == "surge" and s.done_s]
+    paid.sort(key=lambda s: s.done_s or 0.0, reverse=True)
+    print("\nslowest paid in the surge (s after its start: answer, wait, done):")
+    for s in paid[:count]:
+        print(
+            f"  +{s.sent_at - surge_at:5.1f}: {s.answer_s or 0:.3f}, {s.wait_s or 0:.2f}, "
+            f"{s.done_s or 0:.2f}"
+        )
 
 
 def report(results: list[Sent]) -> dict[str, dict[str, float]]:
@@ -253,12 +310,15 @@ def report(results: list[Sent]) -> dict[str, dict[str, float]]:
     return rows
 
 
-async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> list[Sent]:
+async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> Load:
     pro_keys = [stack.key]
     free_keys = await asyncio.to_thread(make_keys, data_dir, "free", FREE_ACCOUNTS)
     load = Load()
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits) as http:
+    # aiohttp, not httpx: httpx's pool spent a core on bookkeeping once a few hundred
+    # requests waited in it, and a stalled load generator measures itself, not the stack.
+    connector = aiohttp.TCPConnector(limit=400)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(stack.url, connector=connector, timeout=timeout) as http:
         # Warm up (first render, connections), then measure the stack's capacity: a
         # burst of paid jobs on the idle stack, finished per second.
         warm = Load()
@@ -281,19 +341,27 @@ async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> list[Se
             flush=True,
         )
 
-        at_baseline = cpu_times()
+        at_baseline, procs_baseline, t_baseline = (
+            cpu_times(),
+            process_cpu(stack.proc.pid),
+            time.monotonic(),
+        )
         await load.steady(http, pro_keys, "pro", "baseline", paid_rate, args.baseline_s)
-        at_surge = cpu_times()
+        at_surge, procs_surge, t_surge = cpu_times(), process_cpu(stack.proc.pid), time.monotonic()
+        load.surge_at = time.time()
         surge_paid = asyncio.create_task(
             load.steady(http, pro_keys, "pro", "surge", paid_rate, args.surge_s)
         )
         await load.steady(http, free_keys, "free", "surge", surge_rate, args.surge_s)
         await surge_paid
         await asyncio.gather(*list(load.tasks))
-        at_end = cpu_times()
+        at_end, procs_end, t_end = cpu_times(), process_cpu(stack.proc.pid), time.monotonic()
         print(
             f"machine (all cores): baseline {machine_load(at_baseline, at_surge)}; "
-            f"surge {machine_load(at_surge, at_end)}",
+            f"surge {machine_load(at_surge, at_end)}\n"
+            f"processes (of one core): baseline "
+            f"{process_load(procs_baseline, procs_surge, t_surge - t_baseline)}; "
+            f"surge {process_load(procs_surge, procs_end, t_end - t_surge)}",
             flush=True,
         )
         surge_end = time.monotonic()
@@ -303,12 +371,13 @@ async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> list[Se
                 break
             await asyncio.sleep(1.0)
         print(f"drained in {time.monotonic() - surge_end:.1f} s", flush=True)
-        metrics = (await http.get("/metrics")).text
+        async with http.get("/metrics") as response:
+            metrics = await response.text()
     degraded = [
         line for line in metrics.splitlines() if line.startswith("daguerre_jobs_degraded_total")
     ]
     print("\n".join(degraded) or "no degraded jobs")
-    return load.results
+    return load
 
 
 def main() -> None:
@@ -352,6 +421,9 @@ def main() -> None:
                 "concurrency": args.concurrency,
                 "max_backlog": 60,
                 "degrade_backlog": 20,
+                # What an operator turns on for a launch (`daguerre admin pace api 2`):
+                # free work gets in at most twice as fast as the pool finishes work.
+                "admit_pace": 2,
             }
         }
         for setting in args.pool_set:
@@ -368,11 +440,13 @@ def main() -> None:
             env[f"DAGUERRE_{name.upper()}"] = value
         stack = Stack("fake", data_dir, 0, env)
         try:
-            results = asyncio.run(asyncio.wait_for(run(args, stack, data_dir), 300))
+            load = asyncio.run(asyncio.wait_for(run(args, stack, data_dir), 300))
         finally:
             stack.stop()
+        results = load.results
         fill_outcomes(data_dir, results)
         rows = report(results)
+        slowest(results, load.surge_at)
     base, surge = rows.get("pro/baseline"), rows.get("pro/surge")
     if base and surge:
         ratio = surge["p99"] / base["p99"]

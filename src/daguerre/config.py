@@ -48,6 +48,12 @@ class PoolSettings(BaseModel):
     max_backlog: int = Field(default=2000, ge=1)
     # Degraded mode switches on at this backlog and off again below half of it.
     degrade_backlog: int = Field(default=200, ge=1)
+    # Admission pace: tiers without ``admit_past_cap`` get in at most this many times
+    # the pool's measured throughput per second (a second of it as burst), so that a
+    # surge's first second cannot pour a whole cap of work onto Temporal at once. Off
+    # (0) by default: it would refuse a quiet pool's small bursts too. Operators turn it
+    # on for a launch or an incident, live: `daguerre admin pace POOL 2`.
+    admit_pace: float = Field(default=0.0, ge=0)
     # Jobs at this Temporal priority key or better (smaller; the shipped plus and pro)
     # run, workflow and render, on the pool's express queue, which each worker serves
     # with slots of its own, so a backlog of free work never stands between them and a
@@ -101,6 +107,9 @@ class Settings(BaseSettings):
     # How old the pool backlog that admission decides on may be (one grouped count per
     # pool per period, plus the jobs this gateway admitted since); 0: count every time.
     admission_cache_s: float = Field(default=0.25, ge=0)
+    # How long a gateway trusts an API key's account (and tier) once read: a tier change
+    # reaches it within this time. 0: read the database for every request.
+    auth_cache_s: float = Field(default=5.0, ge=0)
 
     # --- engine (Temporal) --------------------------------------------------------------
     temporal_address: str | None = None  # None: `daguerre up` runs a local dev server

@@ -66,3 +66,26 @@ def test_admin_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["admin", "show"])
     assert result.exit_code == 2
     assert "DAGUERRE_ADMIN_KEY" in result.output
+
+
+def test_admin_pace_sends_a_number_or_goes_back_to_the_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import httpx
+
+    calls: list[tuple[str, str, object]] = []
+
+    def request(method: str, url: str, json: object, **_: object) -> httpx.Response:
+        calls.append((method, url, json))
+        return httpx.Response(200, json={"pool": "chat", "admit_pace": 2.0})
+
+    monkeypatch.setattr(httpx, "request", request)
+    options = ["--key", "k", "--server", "http://gw"]
+    assert CliRunner().invoke(app, ["admin", "pace", "chat", "2", *options]).exit_code == 0
+    assert CliRunner().invoke(app, ["admin", "pace", "chat", "config", *options]).exit_code == 0
+    wrong = CliRunner().invoke(app, ["admin", "pace", "chat", "lots", *options])
+    assert wrong.exit_code != 0 and "give a number" in wrong.output
+    assert calls == [
+        ("PUT", "http://gw/admin/pools/chat/pace", {"pace": 2.0}),
+        ("PUT", "http://gw/admin/pools/chat/pace", {"pace": None}),
+    ]

@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Change limits, feature flags and degraded mode live.", no_args_is_help=True)
+app = typer.Typer(
+    help="Change limits, feature flags, degraded mode and the admission pace live.",
+    no_args_is_help=True,
+)
 
 Server = Annotated[str, typer.Option(envvar="DAGUERRE_SERVER", help="The gateway's URL.")]
 Key = Annotated[str | None, typer.Option(envvar="DAGUERRE_ADMIN_KEY", help="An admin key.")]
@@ -128,3 +131,24 @@ def degraded(
 ) -> None:
     """Force a pool's degraded mode on or off, or give it back to the backlog (auto)."""
     _call("PUT", f"/admin/pools/{pool}/degraded", server, key, {"mode": mode})
+
+
+@app.command("pace")
+def pace(
+    pool: Annotated[str, typer.Argument(help="e.g. chat")],
+    value: Annotated[str, typer.Argument(help='times the throughput, 0 (off) or "config"')],
+    server: Server = DEFAULT_SERVER,
+    key: Key = None,
+) -> None:
+    """Admit free-like tiers (no admit_past_cap) at most VALUE times the pool's
+    throughput, spreading a surge's first burst; "config" goes back to the configured."""
+    if value == "config":
+        number: float | None = None
+    else:
+        try:
+            number = float(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f'give a number (e.g. 2), 0 or "config", not {value!r}'
+            ) from None
+    _call("PUT", f"/admin/pools/{pool}/pace", server, key, {"pace": number})

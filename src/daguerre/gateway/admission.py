@@ -9,7 +9,11 @@ finished in the last minute). Under load we give up latency before availability:
   priority key (DEFERRED_PRIORITY), so Temporal runs it when nothing else waits, and no
   accepted job is ever held only in a gateway's memory;
 - past it, a ``reject`` tier: 429 with a Retry-After from the estimate;
-- at the pool's hard backlog cap: only tiers with ``admit_past_cap``.
+- at the pool's hard backlog cap: only tiers with ``admit_past_cap``;
+- past the pool's admission pace, when an operator set one (a multiple of its
+  throughput): only tiers with ``admit_past_cap``. It spreads a surge's first burst
+  over seconds: a cap's worth of workflow starts in one second slows Temporal for
+  everyone, paid work included.
 
 Degraded mode: while a pool's backlog is past ``degrade_backlog`` (and until it falls
 below half of that) tiers with reduced settings get them. Operators can force it.
@@ -67,6 +71,28 @@ class BacklogSnapshot:
         return sum(n for p, n in self.counts.items() if p is None or p <= priority)
 
 
+@dataclass
+class Pace:
+    """A token bucket for one pool's low-priority admissions; its rate follows the
+    pool's throughput, so it is given at every take."""
+
+    tokens: float = 0.0
+    at: float | None = None  # monotonic seconds of the last take; None: full
+
+    def take(self, rate: float, burst: float, now: float) -> float:
+        """0.0 if a job may be admitted now (and counts it), else the seconds until
+        one may."""
+        if self.at is None:
+            self.tokens = burst
+        else:
+            self.tokens = min(burst, self.tokens + (now - self.at) * rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / rate
+
+
 class Admission:
     def __init__(self, settings: Settings, jobs: JobStore, controls: LiveControls) -> None:
         self._settings = settings
@@ -79,7 +105,8 @@ class Admission:
         # renewed every ``admission_cache_s``, rather than counting the job table twice
         # (profiled: a fifth of the gateway's CPU at 50 requests/s).
         self._backlogs: dict[str, BacklogSnapshot] = {}
-        self._backlog_lock = threading.Lock()
+        self._lock = threading.Lock()  # decide() runs in threads: guards both dicts
+        self._paces: dict[str, Pace] = {}
 
     # --- measurements (blocking: call from a thread) ------------------------------------
     def throughput(self, pool: str) -> float | None:
@@ -105,7 +132,7 @@ class Admission:
 
     def backlog(self, pool: str) -> BacklogSnapshot:
         """The pool's waiting jobs, at most ``admission_cache_s`` old."""
-        with self._backlog_lock:
+        with self._lock:
             snapshot = self._backlogs.get(pool)
             now = time.monotonic()
             if snapshot is None or now - snapshot.at >= self._settings.admission_cache_s:
@@ -116,7 +143,7 @@ class Admission:
     def _admitted(self, pool: str, priority: int) -> None:
         """Count a job admitted here into the snapshot until the next read, so that a
         burst between two reads cannot pass the cap unseen."""
-        with self._backlog_lock:
+        with self._lock:
             snapshot = self._backlogs.get(pool)
             if snapshot is not None:
                 snapshot.counts[priority] = snapshot.counts.get(priority, 0) + 1
@@ -141,6 +168,27 @@ class Admission:
         rate = self.throughput(pool)
         return ahead, (round(ahead / rate, 1) if rate else None)
 
+    def _check_pace(self, tier_name: str, pool: str) -> None:
+        """Refuse (429) past the pool's admission pace, when one is set and the pool's
+        throughput is known."""
+        factor = self._controls.admit_pace(pool)
+        rate = self.throughput(pool) if factor else None
+        if not rate:
+            return
+        rate *= factor
+        with self._lock:
+            wait = self._paces.setdefault(pool, Pace()).take(rate, max(1.0, rate), time.monotonic())
+        if wait:
+            retry = max(1, math.ceil(wait))
+            raise APIError(
+                429,
+                f"The service is taking in work for your plan ({tier_name}) gradually while "
+                f"it is busy; please retry in {retry} s.",
+                code="admission_paced",
+                type="requests",
+                headers={"Retry-After": str(retry)},
+            )
+
     # --- the decision -------------------------------------------------------------------
     def decide(self, tier_name: str, pool: str, can_defer: bool = True) -> Decision:
         """Blocking (database reads): call from a thread. Raises a 429 APIError.
@@ -160,6 +208,8 @@ class Admission:
                 type="requests",
                 headers={"Retry-After": str(_retry_after(wait, 0.0, default=30))},
             )
+        if not tier.admit_past_cap:
+            self._check_pace(tier_name, pool)
         ahead, wait = self.estimate(pool, tier.priority)
         status, priority = JobStatus.QUEUED, tier.priority
         if wait is not None and wait > tier.wait_budget_s:

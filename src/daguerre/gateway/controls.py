@@ -36,10 +36,15 @@ def degraded_key(pool: str) -> str:
     return f"degraded:{pool}"
 
 
+def pace_key(pool: str) -> str:
+    return f"pace:{pool}"
+
+
 class LiveControls:
     def __init__(self, settings: Settings, store: ControlStore) -> None:
         assert settings.access is not None
         self._base: AccessConfig = settings.access
+        self._pools = settings.pools
         self._store = store
         self._interval = settings.controls_refresh_s
         self.overrides: dict[str, Any] = {}
@@ -60,6 +65,13 @@ class LiveControls:
     def degraded_mode(self, pool: str) -> DegradedMode:
         value = self.overrides.get(degraded_key(pool))
         return value if value in ("on", "off") else "auto"
+
+    def admit_pace(self, pool: str) -> float:
+        """The pool's admission pace (0: none): the operator's, else the configured."""
+        value = self.overrides.get(pace_key(pool))
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        return self._pools[pool].admit_pace
 
     # --- refreshing ---------------------------------------------------------------------
     def apply(self, overrides: dict[str, Any]) -> None:

@@ -48,7 +48,11 @@ async def optional_account(
         return None
     if key is None:
         raise APIError(401, _NO_KEY, code="invalid_api_key")
-    account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
+    account = services.keys.get(key)
+    if account is None:
+        account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
+        if account is not None:
+            services.keys.put(key, account)
     if account is None:
         raise APIError(401, f"Incorrect API key provided: {_masked(key)}.", code="invalid_api_key")
     return account
@@ -81,7 +85,11 @@ async def admin_caller(
         key.encode(), admin_key.get_secret_value().encode()
     ):
         return "admin-key"
-    account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
+    account = services.keys.get(key)
+    if account is None:
+        account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
+        if account is not None:
+            services.keys.put(key, account)
     if account is None:
         raise APIError(401, f"Incorrect API key provided: {_masked(key)}.", code="invalid_api_key")
     if account.tier != ADMIN_TIER:

@@ -100,14 +100,17 @@ async def submit(
     request: Request | None = None,
     webhook_url: str | None = None,
     can_defer: bool = True,
+    fresh: bool = False,
 ) -> JobRecord:
     """Admit, record, then start the job's workflow. Submitting the same id again is
     safe: it returns the existing job (and neither counts nor restarts anything).
+    ``fresh``: the id was just made up here (new_job_id without the client's id or
+    Idempotency-Key), so no job can have it yet and looking it up is skipped.
 
     A new job passes, in order: the rate limits, the feature's rollout, and admission
     (queued, deferred, or refused); each refusal is a 4xx, never a 5xx."""
     jobs = services.store.jobs
-    job = await anyio.to_thread.run_sync(jobs.get, job_id)
+    job = None if fresh else await anyio.to_thread.run_sync(jobs.get, job_id)
     created = False
     if job is None:
         job, created = await _admit(

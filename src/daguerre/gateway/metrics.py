@@ -35,7 +35,7 @@ class Metrics:
         )
         self.rejected = Counter(
             "daguerre_jobs_rejected",
-            "Requests refused: rate_limit, queue_full, capacity_exceeded or rollout",
+            "Requests refused: rate limit, queue_full, capacity_exceeded, admission_paced, rollout",
             [*labels, "reason"],
             registry=self.registry,
         )

@@ -12,6 +12,7 @@ from daguerre.config import Settings
 from daguerre.engine.client import Engine, TemporalEngine
 from daguerre.gateway.admission import Admission
 from daguerre.gateway.controls import LiveControls
+from daguerre.gateway.keycache import KeyCache
 from daguerre.gateway.metrics import Metrics
 from daguerre.gateway.ratelimit import RateLimiter
 from daguerre.gateway.signing import UrlSigner
@@ -30,6 +31,7 @@ class Services:
     limiter: RateLimiter
     admission: Admission
     metrics: Metrics
+    keys: KeyCache
     _refresher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -51,6 +53,7 @@ class Services:
             limiter=RateLimiter(settings.redis_url),
             admission=Admission(settings, store.jobs, controls),
             metrics=Metrics(),
+            keys=KeyCache(settings.auth_cache_s),
         )
         services._refresher = asyncio.create_task(controls.run())
         return services

@@ -15,6 +15,7 @@ import pytest
 
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
+from daguerre.gateway.admission import Pace
 from daguerre.gateway.app import create_app
 from daguerre.gateway.ratelimit import openai_duration
 from daguerre.store import Store, open_store
@@ -183,6 +184,39 @@ async def test_backlog_cap_admits_only_paid_tiers(make: Make) -> None:
         assert refused.json()["error"]["code"] == "capacity_exceeded"
         assert "Retry-After" in refused.headers
         assert (await gw.job("pro")).status_code == 202
+
+
+def test_pace_lets_a_burst_through_then_admits_at_its_rate() -> None:
+    pace = Pace()
+    assert [pace.take(rate=2.0, burst=2.0, now=10.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert pace.take(2.0, 2.0, now=10.5) == 0.0  # a token every 0.5 s
+    # However long it was idle, it holds no more than the burst.
+    assert [pace.take(2.0, 2.0, now=100.0) for _ in range(3)] == [0.0, 0.0, 0.5]
+
+
+async def test_an_operator_paces_free_admissions_live(make: Make) -> None:
+    free = access(requests="100/minute", images="100/minute")
+    async with make(access=free) as gw:
+        gw.throughput(5)  # about 5 jobs/s
+        assert (await gw.job("free")).status_code == 202  # no pace unless configured
+        paced = await gw.admin("PUT", "/admin/pools/api/pace", {"pace": 0.1})  # 0.5 jobs/s
+        assert paced.status_code == 200 and paced.json()["admit_pace"] == 0.1
+        answers = [await gw.job("free") for _ in range(3)]
+        assert [a.status_code for a in answers] == [202, 429, 429]
+        assert answers[1].json()["error"]["code"] == "admission_paced"
+        assert 1 <= int(answers[1].headers["Retry-After"]) <= 2  # a token every 2 s
+        assert (await gw.job("pro")).status_code == 202  # paid tiers are never paced
+        metrics = (await gw.http.get("/metrics")).text
+        assert any(
+            line.startswith("daguerre_jobs_rejected_total") and 'reason="admission_paced"' in line
+            for line in metrics.splitlines()
+        )
+
+        assert (await gw.admin("PUT", "/admin/pools/api/pace", {"pace": -1})).status_code == 400
+        assert (await gw.admin("PUT", "/admin/pools/nope/pace", {"pace": 1})).status_code == 404
+        back = await gw.admin("PUT", "/admin/pools/api/pace", {"pace": None})
+        assert back.json()["admit_pace"] == 0.0  # the configured pace: none
+        assert (await gw.job("free")).status_code == 202
 
 
 async def test_degraded_mode_follows_the_backlog_and_the_operator(make: Make) -> None:

@@ -1,5 +1,6 @@
-"""The operators' API: change tiers' limits, feature flags and degraded mode while the
-service runs. Changes go to the database, which every gateway re-reads every second."""
+"""The operators' API: change tiers' limits, feature flags, degraded mode and the
+admission pace while the service runs. Changes go to the database, which every gateway
+re-reads every second."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from daguerre.access import FeatureSettings, TierSettings, merged
-from daguerre.gateway.controls import degraded_key, feature_key, tier_key
+from daguerre.gateway.controls import degraded_key, feature_key, pace_key, tier_key
 from daguerre.gateway.deps import AdminDep, ServicesDep
 from daguerre.gateway.errors import APIError, bad_request, not_found
 from daguerre.gateway.services import Services
@@ -20,6 +21,12 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 class DegradedUpdate(BaseModel):
     mode: Literal["auto", "on", "off"]
+
+
+class PaceUpdate(BaseModel):
+    # Times the pool's throughput per second; 0 switches the pace off, null goes back
+    # to the configured pace.
+    pace: float | None = Field(ge=0, le=1000)
 
 
 def _unknown_pool(services: Services, pool: str) -> APIError:
@@ -109,6 +116,7 @@ async def _pool_state(services: Services, pool: str) -> dict[str, Any]:
             "degraded_mode": services.controls.degraded_mode(pool),
             "degrade_backlog": services.settings.pools[pool].degrade_backlog,
             "max_backlog": services.settings.pools[pool].max_backlog,
+            "admit_pace": services.controls.admit_pace(pool),
         }
 
     return await anyio.to_thread.run_sync(read)
@@ -130,5 +138,21 @@ async def set_degraded(
         await _reset(services, degraded_key(pool))
     else:
         await anyio.to_thread.run_sync(services.store.controls.put, degraded_key(pool), body.mode)
+        await anyio.to_thread.run_sync(services.controls.refresh)
+    return await _pool_state(services, pool)
+
+
+@router.put("/pools/{pool}/pace")
+async def set_pace(
+    pool: str, body: PaceUpdate, _: AdminDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Admit tiers without ``admit_past_cap`` at most ``pace`` times the pool's
+    throughput (0: no pace), or ``null``: back to the configured pace."""
+    if pool not in services.settings.pools:
+        raise _unknown_pool(services, pool)
+    if body.pace is None:
+        await _reset(services, pace_key(pool))
+    else:
+        await anyio.to_thread.run_sync(services.store.controls.put, pace_key(pool), body.pace)
         await anyio.to_thread.run_sync(services.controls.refresh)
     return await _pool_state(services, pool)

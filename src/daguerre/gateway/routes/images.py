@@ -60,7 +60,9 @@ async def create_image(
     if body.stream:
         spec = dataclasses.replace(spec, partial_images=body.partial_images or 0)
     # The client waits on this connection for the image: refuse rather than defer.
-    job = await jobs.submit(services, account, job_id, spec, request, can_defer=False)
+    job = await jobs.submit(
+        services, account, job_id, spec, request, can_defer=False, fresh=idempotency_key is None
+    )
     return await _answer(services, job, body, request, "image_generation")
 
 
@@ -103,7 +105,7 @@ async def edit_image(account: AccountDep, services: ServicesDep, request: Reques
     job_id = jobs.new_job_id(account, None, None)
     spec = await edits.edit_spec(services.settings, services.store.blobs, form, job_id)
     # The client waits on this connection for the image: refuse rather than defer.
-    job = await jobs.submit(services, account, job_id, spec, request, can_defer=False)
+    job = await jobs.submit(services, account, job_id, spec, request, can_defer=False, fresh=True)
     return await _answer(services, job, form.params, request, "image_edit")
 
 

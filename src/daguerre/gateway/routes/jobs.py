@@ -37,7 +37,8 @@ async def create_job(
             "(DAGUERRE_WEBHOOK_SECRET), so it cannot sign webhooks.",
             param="webhook_url",
         )
-    job = await jobs.submit(services, account, job_id, spec, request, body.webhook_url)
+    fresh = body.id is None and idempotency_key is None
+    job = await jobs.submit(services, account, job_id, spec, request, body.webhook_url, fresh=fresh)
     return await jobs.describe(services, job, str(request.base_url))
 
 
