@@ -1,7 +1,8 @@
 """The launch surge: does a free-tier stampede leave paying users alone?
 
 It runs a private `daguerre up` (temp data dir, free loopback ports, one api worker,
-the fake test model with a fixed render time) and, over loopback only:
+the fake test model with a fixed render time, the admission pace an operator turns on
+for a launch) and, over loopback only:
 
 1. baseline: a steady paid (pro) load at about half the stack's capacity;
 2. surge: the paid load goes on, and free accounts add about ten times the stack's
