@@ -48,10 +48,16 @@ async def optional_account(
         return None
     if key is None:
         raise APIError(401, _NO_KEY, code="invalid_api_key")
-    account = services.keys.get(key)
+    return await _authenticated(services, key, cached=True)
+
+
+async def _authenticated(services: Services, key: str, cached: bool) -> Account:
+    """The key's account, or a 401. ``cached``: an account read in the last
+    ``auth_cache_s`` will do (see keycache.py)."""
+    account = services.keys.get(key) if cached else None
     if account is None:
         account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
-        if account is not None:
+        if account is not None and cached:
             services.keys.put(key, account)
     if account is None:
         raise APIError(401, f"Incorrect API key provided: {_masked(key)}.", code="invalid_api_key")
@@ -85,13 +91,8 @@ async def admin_caller(
         key.encode(), admin_key.get_secret_value().encode()
     ):
         return "admin-key"
-    account = services.keys.get(key)
-    if account is None:
-        account = await anyio.to_thread.run_sync(services.store.accounts.authenticate, key)
-        if account is not None:
-            services.keys.put(key, account)
-    if account is None:
-        raise APIError(401, f"Incorrect API key provided: {_masked(key)}.", code="invalid_api_key")
+    # Read every time: admin calls are rare, and a withdrawn admin key stops at once.
+    account = await _authenticated(services, key, cached=False)
     if account.tier != ADMIN_TIER:
         raise APIError(
             403,

@@ -47,7 +47,11 @@ async def _change(
         field = ".".join(str(p) for p in first.get("loc", ())) or None
         message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         raise bad_request(f"Invalid value for '{field}': {message}.", param=field) from None
-    await anyio.to_thread.run_sync(services.store.controls.put, key, stored)
+    await _put(services, key, stored)
+
+
+async def _put(services: Services, key: str, value: Any) -> None:
+    await anyio.to_thread.run_sync(services.store.controls.put, key, value)
     await anyio.to_thread.run_sync(services.controls.refresh)
 
 
@@ -137,8 +141,7 @@ async def set_degraded(
     if body.mode == "auto":
         await _reset(services, degraded_key(pool))
     else:
-        await anyio.to_thread.run_sync(services.store.controls.put, degraded_key(pool), body.mode)
-        await anyio.to_thread.run_sync(services.controls.refresh)
+        await _put(services, degraded_key(pool), body.mode)
     return await _pool_state(services, pool)
 
 
@@ -153,6 +156,5 @@ async def set_pace(
     if body.pace is None:
         await _reset(services, pace_key(pool))
     else:
-        await anyio.to_thread.run_sync(services.store.controls.put, pace_key(pool), body.pace)
-        await anyio.to_thread.run_sync(services.controls.refresh)
+        await _put(services, pace_key(pool), body.pace)
     return await _pool_state(services, pool)
