@@ -208,6 +208,9 @@ def process_cpu(root: int) -> dict[str, int]:
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     names: dict[int, str] = {}
+    out: dict[str, int] = Counter()
+    if not Path("/proc/self/stat").exists():
+        return out
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -221,7 +224,6 @@ def process_cpu(root: int) -> dict[str, int]:
         parents[pid] = int(fields[1])
         ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
         names[pid] = cmdline
-    out: dict[str, int] = Counter()
     out["bench"] = ticks.get(os.getpid(), 0)
     for pid, cmdline in names.items():
         ancestor = pid
