@@ -15,9 +15,9 @@ from typing import Any, Literal, TypeVar
 from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from daguerre import priority as priorities
+
 SHIPPED_TIERS_FILE = Path(__file__).with_name("tiers.toml")
-# The priority key deferred work runs at: after every tier's own key.
-DEFERRED_PRIORITY = 5
 
 
 def _limit(value: str) -> str:
@@ -37,7 +37,7 @@ class RenderDefaults(BaseModel):
 
 
 class TierSettings(RenderDefaults):
-    priority: int = Field(default=3, ge=1, le=5)
+    priority: int = Field(default=priorities.DEFAULT, ge=priorities.HIGHEST, le=priorities.LOWEST)
     fairness_weight: float = Field(default=1.0, gt=0, le=1000)
     requests: str = "60/minute"
     images: str = "60/minute"

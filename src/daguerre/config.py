@@ -1,6 +1,6 @@
 """One place for every setting. Each can be set from the environment as
 ``DAGUERRE_<NAME>``, structured ones as JSON (a JSON value replaces the whole default),
-e.g. ``DAGUERRE_POOLS='{"chat": {}, "api": {"concurrency": 2}}'``. Every setting has a
+e.g. ``DAGUERRE_POOLS='{"chat": {}, "api": {"batch_images": 32}}'``. Every setting has a
 default that works on a laptop with nothing else installed (`daguerre up`)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from daguerre import priority as priorities
 from daguerre.access import AccessConfig, TierSettings, load_access
 
 
@@ -39,8 +40,17 @@ class PoolSettings(BaseModel):
     """An isolated slice of compute: its own Temporal task queue and worker processes."""
 
     task_queue: str = ""  # "": daguerre-<pool name>
-    # Renders one worker process runs at once. CPU backends gain nothing above 1.
-    concurrency: int = Field(default=1, ge=1)
+    # The batch budget: images one worker process steps together in one forward pass
+    # (a job of n images counts n). None: the model's own, measured where its
+    # throughput stops growing (builtin: 64). See docs/performance.md for sizing it.
+    batch_images: int | None = Field(default=None, ge=1)
+    # Renders a worker process holds beyond its batch budget, waiting to join at the
+    # next step: its Temporal activity slots are the budget plus this room.
+    waiting_room: int = Field(default=32, ge=0)
+    # Paused renders (preempted by higher-priority work) keep their state in memory up
+    # to this many MiB per worker process; past it the worst-ranked are written out as
+    # checkpoints and read back when they resume.
+    paused_memory_mb: int = Field(default=256, ge=0)
     # Worker processes `daguerre up` starts for this pool.
     processes: int = Field(default=1, ge=0)
     # Admission: past this many unfinished jobs only tiers with ``admit_past_cap`` get in
@@ -57,10 +67,10 @@ class PoolSettings(BaseModel):
     # Jobs at this Temporal priority key or better (smaller; the shipped plus and pro)
     # run, workflow and render, on the pool's express queue, which each worker serves
     # with slots of its own, so a backlog of free work never stands between them and a
-    # worker. 0: no express lane. See workers/preemption.py.
-    express_priority: int = Field(default=2, ge=0, le=5)
-    # A render pauses at a step boundary (state kept in memory) while a render of a
-    # higher priority in the same worker waits for the compute: see workers/preemption.py.
+    # worker. 0: no express lane. See daguerre/priority.py.
+    express_priority: int = Field(default=priorities.EXPRESS, ge=0, le=priorities.LOWEST)
+    # The scheduler pauses lower-priority renders (state kept) to make room in the batch
+    # for higher-priority ones that wait: see workers/scheduler.py.
     preemption: bool = True
 
 
@@ -114,6 +124,9 @@ class Settings(BaseSettings):
     # --- engine (Temporal) --------------------------------------------------------------
     temporal_address: str | None = None  # None: `daguerre up` runs a local dev server
     temporal_port: int = 7233  # port of that local dev server
+    # Where that local dev server serves its Prometheus metrics (RPCs, persistence,
+    # task queues); None: a random free port, which nobody can find to scrape.
+    temporal_metrics_port: int | None = None
     temporal_namespace: str = "default"
     # A safety net for tests; production leaves it unset so a backlog never times out.
     workflow_execution_timeout_s: float | None = None
@@ -121,8 +134,8 @@ class Settings(BaseSettings):
     retry_initial_interval_s: float = 1.0
     render_attempt_timeout_s: float = 1800.0
     heartbeat_timeout_s: float = 10.0
-    # Preemption (pools with ``preemption``): how many times one job may pause for
-    # higher-priority work before it keeps the compute to the end.
+    # Preemption (pools with ``preemption``): how many times one render attempt may
+    # pause for higher-priority work before it keeps its place to the end.
     max_preemptions: int = Field(default=10, ge=0)
     # Workflow tasks one worker process handles at once, per queue (main and express).
     # Few, on purpose: a backlog of workflow tasks then waits on the server, which hands
@@ -163,12 +176,13 @@ class Settings(BaseSettings):
     models: dict[str, ModelCatalogEntry] = Field(
         default_factory=lambda: {"builtin": ModelCatalogEntry()}
     )
-    checkpoint_every: int = Field(default=4, ge=1)  # steps between render checkpoints
+    # Seconds of rendering between two checkpoints of a render (at the first step
+    # boundary after that): what a retry on another worker would otherwise redo. A
+    # render shorter than this writes none.
+    checkpoint_interval_s: float = Field(default=1.0, ge=0)
     # At most one progress update (job row + preview image) per this many seconds:
     # watchers poll every ~150 ms, so writing every step of a fast model is wasted work.
     progress_interval_s: float = Field(default=0.1, ge=0)
-    # For tests and demos only: a pause after each step so a render can be interrupted.
-    render_step_delay_s: float = 0.0
 
     @field_validator("model_plugins", mode="before")
     @classmethod
@@ -217,9 +231,6 @@ class Settings(BaseSettings):
         """A tier's configuration; an unknown tier is treated as the lowest-priority one."""
         tiers = self.tiers
         return tiers.get(name) or max(tiers.values(), key=lambda t: t.priority)
-
-    def priority_for_tier(self, tier: str) -> int:
-        return self.tier(tier).priority
 
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.port}"

@@ -82,6 +82,7 @@ class DevServer:
     def __init__(self, settings: Settings) -> None:
         self.data_dir = settings.data_dir.resolve()
         self.port = settings.temporal_port
+        self.metrics_port = settings.temporal_metrics_port
         self.address = f"127.0.0.1:{self.port}"
         self.lock_path = self.data_dir / "temporal.lock"
         self.info_path = self.data_dir / "temporal.json"
@@ -155,6 +156,8 @@ class DevServer:
             "--sqlite-pragma", "synchronous=normal",
             *TEMPORAL_DYNAMIC_CONFIG,
         ]  # fmt: skip
+        if self.metrics_port is not None:
+            args += ["--metrics-port", str(self.metrics_port)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args,

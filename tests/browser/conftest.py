@@ -67,8 +67,9 @@ def web_stack(
     tmp_path_factory: pytest.TempPathFactory, temporal_address: str, e2e_model: str
 ) -> Iterator[WebStack]:
     data_dir = tmp_path_factory.mktemp("web")
-    values = {"render_step_delay_s": STEP_DELAY_S}
-    config = StackConfig(data_dir, unique_tag(), temporal_address, e2e_model, values)
+    config = StackConfig(
+        data_dir, unique_tag(), temporal_address, e2e_model, step_delay_s=STEP_DELAY_S
+    )
     store = open_store(config.settings())
     worker = start_worker(config, "chat", data_dir)
     port = free_port()

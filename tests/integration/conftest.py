@@ -84,8 +84,7 @@ def stack(
     data_dir = tmp_path_factory.mktemp("stack")
     # A short pause per step, so that progress shows even for a model faster than the
     # progress interval (as `daguerre generate`'s test expects to see it).
-    values = {"render_step_delay_s": 0.05}
-    config = StackConfig(data_dir, unique_tag(), temporal_address, e2e_model, values)
+    config = StackConfig(data_dir, unique_tag(), temporal_address, e2e_model, step_delay_s=0.05)
     store = open_store(config.settings())
     port = free_port()
     worker = start_worker(config, "api", data_dir)

@@ -82,8 +82,6 @@ def service(
         "access": access(),
         "admin_key": ADMIN_KEY,
         "controls_refresh_s": 0.3,
-        # Short renders, but long enough that the queue order is the dispatch order.
-        "render_step_delay_s": 0.005,
         "workflow_execution_timeout_s": 300,
     }
     if marker is not None and len(marker.args) > 1 and marker.args[1] == "redis":
@@ -92,7 +90,17 @@ def service(
         except (redis.RedisError, OSError) as err:
             pytest.skip(f"no Redis at {REDIS_URL}: {err}")
         values["redis_url"] = REDIS_URL
-    config = StackConfig(tmp_path, unique_tag(), temporal_address, "fake", values)
+    # Short renders, but long enough that the queue order is the dispatch order; and a
+    # batch of two, so that the order in which work runs shows in when it finishes.
+    config = StackConfig(
+        tmp_path,
+        unique_tag(),
+        temporal_address,
+        "fake",
+        values,
+        step_delay_s=0.005,
+        pool={"batch_images": 2, "waiting_room": 2},
+    )
     store = open_store(config.settings())
     procs: list[Proc] = []
     urls = []

@@ -1,10 +1,10 @@
 """Preemption on real processes: a paid job does not wait for a free render to finish.
 
-One worker that runs one render at a time (the real Temporal server, the shipped model,
-slowed down per step so a render lasts a few seconds). A free render is under way when a
-paid job arrives. The paid render reaches the worker through the pool's express queue
-(the main queue's only slot is the free render's); the free render pauses at a step
-boundary, the paid job runs, and the free one goes on from where it stopped into exactly
+One worker with a batch budget of one image (the real Temporal server, the shipped
+model, slowed down per step so a render lasts a few seconds). A free render is under
+way when a paid job arrives. The paid render reaches the worker through the pool's
+express queue; the batch is full, so the scheduler pauses the free render at its next
+step, the paid job runs, and the free one goes on from where it stopped into exactly
 the picture it would have made alone.
 """
 
@@ -34,15 +34,22 @@ STEP_DELAY_S = 0.25
 
 
 class OneSlot:
-    """A gateway and one api worker that runs one render at a time."""
+    """A gateway and one api worker that steps one image at a time."""
 
     def __init__(self, tmp_path: Path, temporal_address: str, model: str) -> None:
         values: dict[str, Any] = {
             "access": access(),
-            "render_step_delay_s": STEP_DELAY_S,
             "workflow_execution_timeout_s": 120,
         }
-        self.config = StackConfig(tmp_path, unique_tag(), temporal_address, model, values)
+        self.config = StackConfig(
+            tmp_path,
+            unique_tag(),
+            temporal_address,
+            model,
+            values,
+            step_delay_s=STEP_DELAY_S,
+            pool={"batch_images": 1},
+        )
         self.store: Store = open_store(self.config.settings())
         self.procs: list[Proc] = [start_worker(self.config, "api", tmp_path)]
         port = free_port()

@@ -27,12 +27,11 @@ def redis_stack(tmp_path: Path, temporal_address: str, e2e_model: str) -> Iterat
     except (redis.RedisError, OSError) as err:
         pytest.skip(f"no Redis at {REDIS_URL}: {err}")
     values = {
-        "render_step_delay_s": 0.05,
         "redis_url": REDIS_URL,
         "redis_fallback_poll_s": 300,
         "events_poll_interval_s": 300,
     }
-    config = StackConfig(tmp_path, unique_tag(), temporal_address, e2e_model, values)
+    config = StackConfig(tmp_path, unique_tag(), temporal_address, e2e_model, values, 0.05)
     store = open_store(config.settings())
     worker = start_worker(config, "api", tmp_path)
     try:

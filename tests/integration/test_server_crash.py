@@ -50,7 +50,8 @@ async def test_kill_9_server_and_restart_loses_nothing(tmp_path: Path) -> None:
         tmp_path,
         unique_tag(),
         f"127.0.0.1:{port}",
-        values={"render_step_delay_s": 0.05, "checkpoint_every": 2, "heartbeat_timeout_s": 3.0},
+        values={"checkpoint_interval_s": 0.1, "heartbeat_timeout_s": 3.0},
+        step_delay_s=0.05,
     )
     settings = config.settings()
     store = open_store(settings)

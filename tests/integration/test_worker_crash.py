@@ -21,12 +21,12 @@ async def test_kill_9_worker_mid_render_resumes_from_checkpoint(
         unique_tag(),
         temporal_address,
         values={
-            "render_step_delay_s": 0.1,
-            "checkpoint_every": 2,
-            # Short, so the retry starts soon after the kill; heartbeats go out every ~0.8 s.
+            "checkpoint_interval_s": 0.2,
+            # Short, so the retry starts soon after the kill.
             "heartbeat_timeout_s": 1.0,
             "retry_initial_interval_s": 0.2,
         },
+        step_delay_s=0.1,
     )
     settings = config.settings()
     store = open_store(settings)

@@ -45,11 +45,11 @@ async def engine(
         values={
             "render_max_attempts": 2,
             "retry_initial_interval_s": 0.1,
-            "render_step_delay_s": 0.05,
             # Production workers import workflow code once ("fast"); here the strict
             # sandbox checks that GenerateImage stays deterministic on every path.
             "workflow_sandbox": "strict",
         },
+        step_delay_s=0.05,
     )
     settings = config.settings()
     store = open_store(settings)

@@ -22,7 +22,7 @@ from daguerre.domain import (
 )
 from daguerre.engine.client import EngineUnavailable
 from daguerre.store import Store
-from daguerre.store.progress import DatabaseProgressSink
+from daguerre.store.progress import preview_key
 
 
 def png_bytes(size: int, colour: tuple[int, int, int] = (200, 30, 30), fmt: str = "png") -> bytes:
@@ -64,7 +64,6 @@ class FakeEngine:
 
     async def _render(self, job_id: str, spec: JobSpec) -> None:
         jobs, blobs = self.store.jobs, self.store.blobs
-        sink = DatabaseProgressSink(jobs, blobs)
         await anyio.to_thread.run_sync(jobs.mark_running, job_id, 1, self.steps, None)
         partials = partial_steps(self.steps, spec.partial_images)
         for step in range(1, self.steps + 1):
@@ -72,7 +71,10 @@ class FakeEngine:
             if step in partials:  # as the worker does: the partial before the step
                 key = partial_key(job_id, partials.index(step), spec.output_format)
                 blobs.put(key, png_bytes(spec.width, (step, step, step), spec.output_format))
-            if not await anyio.to_thread.run_sync(sink.publish, job_id, step, png_bytes(8)):
+            blobs.put(preview_key(job_id), png_bytes(8))
+            if not await anyio.to_thread.run_sync(
+                jobs.record_progress, job_id, step, preview_key(job_id)
+            ):
                 return
         job = await anyio.to_thread.run_sync(jobs.get, job_id)
         assert job is not None
@@ -106,12 +108,6 @@ class FakeEngine:
         await anyio.to_thread.run_sync(
             self.store.jobs.finish, job_id, JobStatus.CANCELLED, "cancelled by its owner"
         )
-
-    async def wait_closed(self, job_id: str) -> None:
-        task = self._running.get(job_id)
-        if task is None:
-            raise EngineUnavailable("the fake engine only knows the jobs it renders")
-        await asyncio.wait({task})
 
     async def status(self, job_id: str) -> str | None:
         return "RUNNING" if job_id in self._running else None

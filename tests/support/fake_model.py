@@ -6,12 +6,18 @@ DAGUERRE_MODEL_PLUGINS=tests.support.fake_model.
 
 Prompts steer failures: "fail:input" is rejected by start() (a ModelInputError) and
 "fail:crash" raises on every step (a retryable error).
+
+``step_delay_s`` (a model option: DAGUERRE_MODEL_OPTIONS='{"step_delay_s": 0.05}') makes
+each pass take that long, alone or batched, like an accelerator with room to spare: it
+is how tests and benches slow renders down enough to watch, pause or kill them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
@@ -39,10 +45,13 @@ class FakeModel:
     name = "fake"
     can_edit = False
     native_size = NATIVE
+    batch_images = 64
 
-    def __init__(self, steps: int = 8) -> None:
+    def __init__(self, steps: int = 8, step_delay_s: float = 0.0) -> None:
         self.default_steps = steps
+        self.step_delay_s = step_delay_s
         self.ready = False
+        self.passes = 0  # forward passes run: a test can tell batched from one by one
 
     def setup(self, device: str = "cpu") -> None:
         self.ready = True
@@ -56,9 +65,21 @@ class FakeModel:
         return FakeState(0, steps, colours, crash=any("fail:crash" in r.prompt for r in requests))
 
     def step(self, state: FakeState) -> FakeState:  # type: ignore[override]
-        if state.crash:
+        return self.step_many([state])[0]
+
+    def step_many(self, states: Sequence[FakeState]) -> list[FakeState]:  # type: ignore[override]
+        todo = [s for s in states if s.step < s.total_steps]
+        if not todo:
+            return list(states)
+        self.passes += 1
+        if self.step_delay_s:
+            time.sleep(self.step_delay_s)
+        if any(s.crash for s in todo):
             raise RuntimeError("the fake model crashed")
-        return replace(state, step=state.step + 1)
+        return [replace(s, step=s.step + 1) if s.step < s.total_steps else s for s in states]
+
+    def state_bytes(self, state: FakeState) -> int:  # type: ignore[override]
+        return 64 * len(state.colours)
 
     def _draw(self, rgb: tuple[int, int, int], fraction: float) -> Image.Image:
         faded = tuple(int(c * fraction) for c in rgb)

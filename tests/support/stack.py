@@ -34,7 +34,8 @@ class StackConfig:
     """One set of settings, for Settings(...) here and DAGUERRE_* in subprocesses.
 
     Every stack gets its own task queues (``tag``), so workers of one test never take
-    another test's jobs on the shared Temporal server.
+    another test's jobs on the shared Temporal server. ``step_delay_s`` slows every
+    forward pass of the model down (tests/support/paced_builtin.py for "builtin").
     """
 
     data_dir: Path
@@ -42,17 +43,21 @@ class StackConfig:
     temporal_address: str | None = None
     model: str = "fake"
     values: dict[str, Any] = field(default_factory=dict)
+    step_delay_s: float = 0.0
+    # Settings of both pools beyond their task queues, e.g. {"batch_images": 2}.
+    pool: dict[str, Any] = field(default_factory=dict)
 
     def as_values(self) -> dict[str, Any]:
         catalog: dict[str, Any] = {"fake": FAKE_CATALOG, "builtin": {}}
         values: dict[str, Any] = {
             "data_dir": str(self.data_dir),
             "model": self.model,
-            "model_plugins": "tests.support.fake_model",
+            "model_plugins": "tests.support.fake_model,tests.support.paced_builtin",
+            "model_options": {"step_delay_s": self.step_delay_s} if self.step_delay_s else {},
             "models": catalog,
             "pools": {
-                "chat": {"task_queue": f"{self.tag}-chat"},
-                "api": {"task_queue": f"{self.tag}-api"},
+                "chat": {"task_queue": f"{self.tag}-chat", **self.pool},
+                "api": {"task_queue": f"{self.tag}-api", **self.pool},
             },
             "workflow_execution_timeout_s": 120,
             "events_poll_interval_s": 0.05,

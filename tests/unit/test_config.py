@@ -22,19 +22,20 @@ def test_defaults_need_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.models["builtin"].size_names() == [
         "auto", "64x64", "128x128", "256x256", "512x512", "1024x1024"
     ]  # fmt: skip
-    assert settings.temporal_address is None and settings.render_step_delay_s == 0
+    assert settings.temporal_address is None and settings.checkpoint_interval_s == 1.0
+    assert settings.pools["api"].batch_images is None  # the model's own budget
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAGUERRE_PORT", "9000")
     monkeypatch.setenv("DAGUERRE_MODEL_PLUGINS", "a.b, c.d")
-    monkeypatch.setenv("DAGUERRE_POOLS", '{"chat": {}, "api": {"concurrency": 3}}')
+    monkeypatch.setenv("DAGUERRE_POOLS", '{"chat": {}, "api": {"batch_images": 24}}')
     monkeypatch.setenv("DAGUERRE_MODELS", '{"fake": {"sizes": [64], "auto_size": 64}}')
     monkeypatch.setenv("DAGUERRE_MODEL_OPTIONS", '{"threads": 1}')
     settings = Settings()
     assert settings.port == 9000
     assert settings.model_plugins == ["a.b", "c.d"]
-    assert settings.pools["api"].concurrency == 3
+    assert settings.pools["api"].batch_images == 24
     assert settings.pools["api"].task_queue == "daguerre-api"
     assert list(settings.models) == ["fake"]
     assert settings.model_options == {"threads": 1}
@@ -44,8 +45,8 @@ def test_products_map_to_pools_and_tiers_to_priorities() -> None:
     settings = Settings()
     assert settings.pool_for_product("chat") == "chat"
     assert settings.pool_for_product("unknown") == "chat"
-    assert [settings.priority_for_tier(t) for t in ("pro", "plus", "free")] == [1, 2, 3]
-    assert settings.priority_for_tier("mystery") == 3
+    assert [settings.tier(t).priority for t in ("pro", "plus", "free")] == [1, 2, 3]
+    assert settings.tier("mystery").priority == 3
 
 
 def test_bad_configuration_is_refused() -> None:
@@ -69,8 +70,8 @@ def test_tiers_come_from_a_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DAGUERRE_TIERS_FILE", str(path))
     custom = Settings()
     assert set(custom.tiers) == {"gold", "free"}
-    assert custom.priority_for_tier("gold") == 1
-    assert custom.priority_for_tier("mystery") == 4  # the lowest tier's terms
+    assert custom.tier("gold").priority == 1
+    assert custom.tier("mystery").priority == 4  # the lowest tier's terms
     path.write_text('[tiers.free]\nrequests = "lots"\n')
     with pytest.raises(ValidationError, match="rate limit"):
         Settings()

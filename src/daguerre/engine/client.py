@@ -1,4 +1,4 @@
-"""The facade the gateway uses to talk to Temporal: submit, status, cancel, ping.
+"""The facade the gateway uses to talk to Temporal: submit, cancel, status, ping.
 
 It connects lazily (and again after a failure), so a gateway can start before the
 Temporal server and ride out the server's restarts.
@@ -10,20 +10,15 @@ import asyncio
 from datetime import timedelta
 from typing import Protocol
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
-from daguerre.engine.contracts import (
-    WORKFLOW,
-    GenerateImageInput,
-    RenderPolicy,
-    control_queue,
-    express_queue,
-)
+from daguerre.engine.contracts import WORKFLOW, GenerateImageInput, RenderPolicy
+from daguerre.priority import control_queue, job_queue
 
 
 class EngineUnavailable(RuntimeError):
@@ -49,12 +44,6 @@ class Engine(Protocol):
 
     async def cancel(self, job_id: str) -> None: ...
 
-    async def wait_closed(self, job_id: str) -> None:
-        """Return once the job's workflow has closed, whatever its outcome. It is told
-        by Temporal (a long poll), so it is prompt; raises EngineUnavailable if Temporal
-        cannot say."""
-        ...
-
     async def status(self, job_id: str) -> str | None:
         """The workflow's execution status name (e.g. "RUNNING"), or None if unknown."""
         ...
@@ -71,16 +60,6 @@ def render_policy(settings: Settings) -> RenderPolicy:
         max_attempts=settings.render_max_attempts,
         initial_interval_s=settings.retry_initial_interval_s,
     )
-
-
-def workflow_queue(settings: Settings, pool: str, priority: int) -> str:
-    """Where a job's workflow (and so its render) runs: the pool's express queue for a
-    job at the pool's ``express_priority`` or better, else the pool's main queue."""
-    pool_settings = settings.pools[pool]
-    express = pool_settings.express_priority
-    if express and priority <= express:
-        return express_queue(pool_settings.task_queue)
-    return pool_settings.task_queue
 
 
 async def connect(settings: Settings, address: str | None = None) -> Client:
@@ -129,9 +108,14 @@ class TemporalEngine:
                         policy=render_policy(settings),
                         webhook=webhook,
                         control_queue=control_queue(settings.pools[pool].task_queue),
+                        account_id=fairness_key,
                     ),
                     id=job_id,
-                    task_queue=workflow_queue(settings, pool, priority),
+                    task_queue=job_queue(
+                        settings.pools[pool].task_queue,
+                        priority,
+                        settings.pools[pool].express_priority,
+                    ),
                     # A second submit of a running job attaches to it; of a finished one,
                     # is refused (and ignored below): never two workflows for one job.
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -162,15 +146,6 @@ class TemporalEngine:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise EngineUnavailable(str(err)) from err
-
-    async def wait_closed(self, job_id: str) -> None:
-        client = await self._get()
-        try:
-            await client.get_workflow_handle(job_id).result(follow_runs=False)
-        except WorkflowFailureError:
-            return  # failed, cancelled, terminated or timed out: closed all the same
-        except RPCError as err:
-            raise EngineUnavailable(str(err)) from err
 
     async def status(self, job_id: str) -> str | None:
         client = await self._get()

@@ -19,19 +19,6 @@ NOTIFY_ACTIVITY = "daguerre.notify"
 NON_RETRYABLE_ERRORS = ["ModelInputError", "JobNotFound", "WrongModel"]
 
 
-def control_queue(task_queue: str) -> str:
-    """Where a pool's bookkeeping activities run, so that marking a job failed or
-    cancelled never waits behind that pool's render backlog."""
-    return f"{task_queue}-control"
-
-
-def express_queue(task_queue: str) -> str:
-    """Where a pool's high-priority jobs run (workflow and render): every worker of the
-    pool serves it with slots of its own, so a backlog of lower-priority work on the
-    main queue never stands between them and a worker (workers/preemption.py)."""
-    return f"{task_queue}-express"
-
-
 @dataclass(frozen=True)
 class RenderPolicy:
     """Timeouts and retries for the render activity, chosen by the submitter's settings
@@ -53,6 +40,9 @@ class GenerateImageInput:
     # Where its bookkeeping activities run: its pool's control queue. None (workflows
     # started before this field): derived from the workflow's own task queue.
     control_queue: str | None = None
+    # The account that owns the job (its images are recorded as the account's). None
+    # (workflows started before this field): the render reads it from the job row.
+    account_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +57,7 @@ class GenerateImageOutput:
 class RenderInput:
     job_id: str
     spec: JobSpec
+    account_id: str | None = None
 
 
 @dataclass(frozen=True)

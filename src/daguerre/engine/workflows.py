@@ -2,7 +2,7 @@
 
 It schedules a render activity (which keeps the job row up to date itself) and only
 steps in when that activity gives up or the job is cancelled. High-priority jobs run on
-their pool's express queue (chosen by the submitter: see express_queue).
+their pool's express queue (chosen by the submitter: see daguerre/priority.py).
 Deterministic: no I/O, clock or randomness here, and nothing heavy imported.
 """
 
@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
         NotifyOutput,
         RenderInput,
         RenderOutput,
-        control_queue,
     )
+    from daguerre.priority import control_queue
 
 
 def describe_failure(error: ActivityError) -> tuple[str, ErrorCode]:
@@ -57,7 +57,7 @@ class GenerateImage:
         try:
             out = await workflow.execute_activity(
                 RENDER_ACTIVITY,
-                RenderInput(job_id=inp.job_id, spec=inp.spec),
+                RenderInput(job_id=inp.job_id, spec=inp.spec, account_id=inp.account_id),
                 result_type=RenderOutput,
                 start_to_close_timeout=timedelta(seconds=policy.attempt_timeout_s),
                 heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_s),

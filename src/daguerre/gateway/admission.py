@@ -6,7 +6,7 @@ finished in the last minute). Under load we give up latency before availability:
 
 - within the tier's wait budget: queued at the tier's priority;
 - past it, a ``defer`` tier: accepted as ``deferred`` and started at once at the lowest
-  priority key (DEFERRED_PRIORITY), so Temporal runs it when nothing else waits, and no
+  priority key (DEFERRED), so Temporal runs it when nothing else waits, and no
   accepted job is ever held only in a gateway's memory;
 - past it, a ``reject`` tier: 429 with a Retry-After from the estimate;
 - at the pool's hard backlog cap: only tiers with ``admit_past_cap``;
@@ -27,11 +27,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from daguerre.access import DEFERRED_PRIORITY, RenderDefaults, TierSettings
+from daguerre.access import RenderDefaults, TierSettings
 from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
 from daguerre.gateway.controls import LiveControls
 from daguerre.gateway.errors import APIError
+from daguerre.priority import DEFERRED
 from daguerre.store import JobStore
 
 THROUGHPUT_WINDOW_S = 60.0
@@ -125,8 +126,9 @@ class Admission:
         else:
             render_s = self._jobs.recent_render_seconds(pool)
             if render_s:
-                settings = self._settings.pools[pool]
-                value = max(1, settings.processes * settings.concurrency) / render_s
+                # One render at a time per process: a low guess (batching runs many),
+                # and only until the pool has finished a few jobs in the window.
+                value = max(1, self._settings.pools[pool].processes) / render_s
         cached.at, cached.value = now, value
         return value
 
@@ -200,7 +202,7 @@ class Admission:
         pool_settings = self._settings.pools[pool]
         backlog = self.backlog(pool).total()
         if backlog >= pool_settings.max_backlog and not tier.admit_past_cap:
-            _, wait = self.estimate(pool, DEFERRED_PRIORITY)
+            _, wait = self.estimate(pool, DEFERRED)
             raise APIError(
                 429,
                 f"The service is at capacity for your plan ({tier_name}); please retry later.",
@@ -224,7 +226,7 @@ class Admission:
                     type="requests",
                     headers={"Retry-After": str(retry)},
                 )
-            status, priority = JobStatus.DEFERRED, DEFERRED_PRIORITY
+            status, priority = JobStatus.DEFERRED, DEFERRED
         degraded = tier.degraded is not None and self.is_degraded(pool, backlog)
         self._admitted(pool, priority)
         return Decision(status, priority, degraded, ahead, wait)

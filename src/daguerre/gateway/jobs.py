@@ -302,33 +302,47 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
     )
 
 
+# How often a long wait asks Temporal whether the job's workflow still runs.
+CLOSED_CHECK_S = 30.0
+
+
 async def wait_finished(services: Services, job_id: str) -> JobRecord | None:
-    """The job once it is final. Two ways to learn it, whichever comes first: Temporal
-    saying the workflow closed (prompt: a long poll), and the progress feed polling the
-    row (every ~150 ms, and independent of Temporal's health)."""
-    jobs = services.store.jobs
-    polled = asyncio.create_task(services.feed.wait(job_id))
-    pushed = asyncio.create_task(services.engine.wait_closed(job_id))
+    """The job once it is final, as its row says: the gateway's one progress poller
+    follows every waiting job in one query per tick (store/progress.py), so a waiter
+    costs the service next to nothing. Every path through the workflow finalizes the
+    row; the one exception, a workflow an operator terminated (or that timed out), is
+    caught by asking Temporal every ``CLOSED_CHECK_S`` while the wait lasts."""
+    waited = asyncio.create_task(services.feed.wait(job_id))
     try:
-        await asyncio.wait({polled, pushed}, return_when=asyncio.FIRST_COMPLETED)
-        if polled.done():
-            return polled.result()
-        if pushed.exception() is None:
-            # Every path through the workflow finalizes the row before the workflow closes.
-            job = await anyio.to_thread.run_sync(jobs.get, job_id)
-            if job is None or job.is_terminal:
-                return job
-            # Closed without finishing the job: terminated or timed out by an operator.
-            await anyio.to_thread.run_sync(
-                jobs.finish,
-                job_id,
-                JobStatus.FAILED,
-                "the job's workflow ended without finishing it (terminated or timed out)",
-                ErrorCode.RENDER_FAILED,
-            )
-        return await polled
+        while True:
+            done, _ = await asyncio.wait({waited}, timeout=CLOSED_CHECK_S)
+            if done:
+                return waited.result()
+            if await _closed_unfinished(services, job_id):
+                return await waited
     finally:
-        polled.cancel()
-        pushed.cancel()
-        # Retrieve a failure of the losing task so asyncio does not log it as unhandled.
-        await asyncio.gather(polled, pushed, return_exceptions=True)
+        waited.cancel()
+        await asyncio.gather(waited, return_exceptions=True)
+
+
+async def _closed_unfinished(services: Services, job_id: str) -> bool:
+    """Whether the job's workflow has closed with the job not final (and if so, fail
+    the job, so that its waiters are answered)."""
+    try:
+        status = await services.engine.status(job_id)
+    except EngineUnavailable:
+        return False  # Temporal cannot say now; the row may still finish
+    if status is None or status == "RUNNING":
+        return False
+    jobs = services.store.jobs
+    job = await anyio.to_thread.run_sync(jobs.get, job_id)
+    if job is None or job.is_terminal:
+        return False
+    await anyio.to_thread.run_sync(
+        jobs.finish,
+        job_id,
+        JobStatus.FAILED,
+        "the job's workflow ended without finishing it (terminated or timed out)",
+        ErrorCode.RENDER_FAILED,
+    )
+    return True

@@ -1,14 +1,20 @@
 """The one protocol every image model backend implements.
 
-Rendering is a stepwise, batched loop: ``start`` builds the state for a batch of
-requests, ``step`` advances it by one step, and the state after any step can be
-turned into bytes and resumed. The worker drives the loop so that it can
-heartbeat, checkpoint and emit previews between steps (the way a diffusers
-denoising loop is kept visible rather than hidden in one call).
+Rendering is a stepwise loop: ``start`` builds the state of one request (its ``n``
+images), ``step`` advances it by one step, and the state after any step can be turned
+into bytes and resumed. The worker drives the loop so that it can heartbeat,
+checkpoint and emit previews between steps (the way a diffusers denoising loop is kept
+visible rather than hidden in one call).
+
+``step_many`` is the same loop for many independent requests at once: the worker's
+engine keeps every render it holds in one running set and advances the whole set in
+shared forward passes, whatever step each render has reached (continuous batching,
+workers/engine.py). A backend must give each request the same result batched as alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,17 +67,36 @@ class RenderState(Protocol):
 
 @runtime_checkable
 class ImageModel(Protocol):
-    """A backend. ``setup`` loads weights once; the rest is the render loop."""
+    """A backend. ``setup`` loads weights once; the rest is the render loop.
+
+    ``batch_images`` is the batch (in images) where the backend's throughput stops
+    growing on the hardware it was measured on: the default batch budget of a pool.
+    """
 
     name: str
     can_edit: bool
     native_size: int
+    batch_images: int
 
     def setup(self, device: str = "cpu") -> None: ...
 
     def start(self, requests: list[RenderRequest]) -> RenderState: ...
 
     def step(self, state: RenderState) -> RenderState: ...
+
+    def step_many(self, states: Sequence[RenderState]) -> list[RenderState]:
+        """Advance independent states together, in shared forward passes where they can
+        share one; returns them in order (a backend may update them in place). Each
+        state moves towards its next step boundary; a backend may stop short of it for
+        some (their ``step`` is then unchanged) so that states at different phases share
+        passes, but every unfinished state makes progress. Finished states are left as
+        they are. Each state's result must not depend on what it was batched with."""
+        ...
+
+    def state_bytes(self, state: RenderState) -> int:
+        """Memory the state holds: what pausing it in memory costs (the worker writes
+        paused states out as checkpoints past a budget of these)."""
+        ...
 
     def preview(self, state: RenderState, index: int) -> Image.Image | None:
         """The current estimate of image ``index`` of the batch, or None if there is none."""
@@ -84,6 +109,11 @@ class ImageModel(Protocol):
     def load_state(self, data: bytes, requests: list[RenderRequest]) -> RenderState:
         """Resume from ``save_state`` bytes; ``requests`` are the same as passed to ``start``."""
         ...
+
+
+def step_each(model: ImageModel, states: Sequence[RenderState]) -> list[RenderState]:
+    """``step_many`` for a backend that cannot share a pass between requests."""
+    return [model.step(s) if s.step < s.total_steps else s for s in states]
 
 
 def render(model: ImageModel, requests: list[RenderRequest]) -> list[RenderResult]:

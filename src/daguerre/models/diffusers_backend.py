@@ -13,6 +13,9 @@ so the worker can drive it one step at a time:
 * ``step`` runs the UNet once for the batch (unconditional and conditional rows
   together for classifier-free guidance), combines the guidance, and steps each
   request's scheduler;
+* ``step_many`` does the same for many states at once, each at its own step: the UNet
+  takes one timestep per row, so requests at different points of their schedules share
+  one forward pass (continuous batching);
 * ``preview`` decodes the scheduler's current estimate of the clean image;
 * ``finish`` decodes the final latents and resizes to the requested size;
 * ``save_state``/``load_state`` round-trip everything needed to continue bit for bit.
@@ -23,7 +26,8 @@ counts and sizes; stochastic schedulers (ancestral, SDE, DDIM with eta, LCM) dra
 from the generator on every step, so a request's image would otherwise depend on its
 neighbours; and a request's resume state is then simply its own scheduler's attributes.
 The price is a Python-level scheduler call per request per step, which is nothing next
-to a UNet forward pass.
+to a UNet forward pass. Owning them is also what lets requests join and leave a running
+batch at any step: nothing about a request's schedule is shared with its neighbours.
 
 Supported: UNet2DConditionModel pipelines whose UNet denoises the VAE latents directly
 (``StableDiffusionPipeline`` 1.x/2.x including v-prediction, ``StableDiffusionXLPipeline``,
@@ -39,6 +43,7 @@ import hashlib
 import inspect
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,9 +130,12 @@ class DiffusersModel:
     ``max_side``        cap on the longer side actually rendered; larger requests are
                         rendered smaller (same aspect) and resized up. Default: no cap.
     ``name``            the name this backend reports (default ``"diffusers"``).
+    ``batch_images``    default batch budget (in images) of a pool serving this model;
+                        size it to the GPU: see docs/performance.md. Default 8.
     """
 
     can_edit: bool = False
+    batch_images: int
 
     def __init__(
         self,
@@ -141,6 +149,7 @@ class DiffusersModel:
         variant: str | None = None,
         max_side: int | None = None,
         name: str = "diffusers",
+        batch_images: int = 8,
     ) -> None:
         # Only validate here: the registry builds backends on machines (an API server)
         # that may have neither the weights nor diffusers installed.
@@ -158,6 +167,9 @@ class DiffusersModel:
         self._max_side = None if max_side is None else int(max_side)
         if self._max_side is not None and self._max_side < 8:
             raise ValueError(f"max_side must be at least 8, got {max_side!r}")
+        self.batch_images = int(batch_images)
+        if self.batch_images < 1:
+            raise ValueError(f"batch_images must be at least 1, got {batch_images!r}")
         self._path = Path(path).expanduser()
         self._dtype_name = dtype
         self._guidance_scale = None if guidance_scale is None else float(guidance_scale)
@@ -378,41 +390,97 @@ class DiffusersModel:
 
     def step(self, state: RenderState) -> RenderState:
         """Advance every unfinished request by one scheduler step (in place)."""
+        return self.step_many([state])[0]
+
+    def step_many(self, states: Sequence[RenderState]) -> list[RenderState]:
+        """Advance every unfinished state by one loop iteration, in shared UNet passes.
+
+        States are generally at different loop indices (requests join and leave the
+        worker's running set at any step), so each request is denoised at its own
+        timestep: the UNet takes a timestep per row. One loop iteration is one UNet pass
+        for every request, so no state is ever stopped short. Finished states are left
+        as they are; the states are updated in place and returned in order.
+        """
         self._require_setup()
-        st = _check_state(state)
-        k = st.step
-        active = [item for item in st.items if k < item.num_steps]
-        if not active:
-            return st  # already finished: stepping again is a harmless no-op
-        # Latents of different sizes cannot share a UNet batch; group by shape.
-        groups: dict[tuple[int, ...], list[_Item]] = {}
-        for item in active:
-            groups.setdefault(tuple(item.latents.shape), []).append(item)
+        own = [_check_state(state) for state in states]
+        advancing: dict[int, DiffusersState] = {}
+        for st in own:
+            # id(): a state listed twice is still advanced once.
+            if st.step < st.total_steps:
+                advancing.setdefault(id(st), st)
+        # Each request still denoising, paired with the loop index it is at. Requests of
+        # one state may have different lengths; those past their own end sit out.
+        work = [
+            (item, st.step)
+            for st in advancing.values()
+            for item in st.items
+            if st.step < item.num_steps
+        ]
+        groups: dict[tuple[Any, ...], list[tuple[_Item, int]]] = {}
+        for item, k in work:
+            groups.setdefault(_batch_key(item), []).append((item, k))
         with torch.no_grad():
             for group in groups.values():
-                self._denoise(group, k)
-        st.step = k + 1
-        return st
+                self._denoise(group)
+        for st in advancing.values():
+            st.step += 1
+        return list(own)
 
-    def _denoise(self, group: list[_Item], k: int) -> None:
-        """One UNet pass for ``group`` at loop index ``k``, then each scheduler's step."""
+    def state_bytes(self, state: RenderState) -> int:
+        """Bytes of the tensors the state holds: latents, clean estimates, prompt
+        embeddings and each scheduler's own tensors (its tables and, for multistep
+        solvers, its history of model outputs). Memory shared between them (``x0`` is
+        often the scheduler's latest model output) is counted once."""
+        st = _check_state(state)
+        seen: dict[tuple[str, int], int] = {}
+        for item in st.items:
+            scheduler_attrs = {
+                name: value
+                for name, value in vars(item.scheduler).items()
+                if name != "_internal_dict"  # its config: plain Python values
+            }
+            _count_storage(
+                [
+                    item.latents,
+                    item.x0,
+                    item.cond,
+                    item.uncond,
+                    item.cond_added,
+                    item.uncond_added,
+                    scheduler_attrs,
+                ],
+                seen,
+            )
+        return sum(seen.values())
+
+    def _denoise(self, group: list[tuple[_Item, int]]) -> None:
+        """One UNet pass for ``group``, each request at its own loop index ``k``, then
+        each request's own scheduler step.
+
+        The rows of a UNet batch never interact (convolutions, group norms and attention
+        all work within a row), so stacking requests changes nothing but float rounding:
+        a request's image does not depend on what it was batched with.
+        """
         pipe = self._pipe
         inputs: list[torch.Tensor] = []
         timesteps: list[torch.Tensor] = []
         embeds: list[torch.Tensor] = []
         added: list[dict[str, torch.Tensor]] = []
         guidance: list[float] = []
-        for item in group:
+        for item, k in group:
             t = item.scheduler.timesteps[k]
             x = item.latents
             if hasattr(item.scheduler, "scale_model_input"):
                 x = item.scheduler.scale_model_input(x, t)
             # Unconditional and conditional rows go in the same forward pass, as diffusers
-            # does, so CFG costs one (twice as wide) UNet call rather than two.
+            # does, so CFG costs one (twice as wide) UNet call rather than two. Requests
+            # without CFG bring one row: rows are independent, so the two kinds mix.
             rows = [(item.uncond, item.uncond_added)] if item.uncond is not None else []
             rows.append((item.cond, item.cond_added))
             for embed, extra in rows:
                 inputs.append(x)
+                # A timestep per row: this is what lets requests at different steps
+                # (and with different schedules) share the pass.
                 timesteps.append(torch.as_tensor(t, device=self._device).reshape(()))
                 embeds.append(embed)
                 added.append(extra)
@@ -420,13 +488,16 @@ class DiffusersModel:
 
         timestep_cond = None
         if self._time_cond_dim is not None:
-            # LCM-distilled UNets take the guidance scale as an embedding instead of CFG.
+            # LCM-distilled UNets take the guidance scale as an embedding instead of CFG,
+            # one per row, so requests with different scales still share the pass.
             w = torch.tensor(guidance, dtype=torch.float32) - 1
             timestep_cond = pipe.get_guidance_scale_embedding(
                 w, embedding_dim=self._time_cond_dim
             ).to(self._device, self._dtype)
         added_cond_kwargs = None
         if added[0]:
+            # _batch_key put only requests with the same added conditioning in a group,
+            # so every row has every key.
             added_cond_kwargs = {key: torch.cat([a[key] for a in added]) for key in added[0]}
         noise_pred = pipe.unet(
             torch.cat(inputs),
@@ -438,7 +509,7 @@ class DiffusersModel:
         )[0]
 
         row = 0
-        for item in group:
+        for item, k in group:
             if item.uncond is not None:
                 uncond, text = noise_pred[row : row + 1], noise_pred[row + 1 : row + 2]
                 eps = uncond + item.guidance_scale * (text - uncond)
@@ -450,6 +521,7 @@ class DiffusersModel:
             if self._step_takes_eta:
                 kwargs["eta"] = self._eta
             if self._step_takes_generator:
+                # The request's own generator: stochastic schedulers draw fresh noise here.
                 kwargs["generator"] = item.generator
             t = item.scheduler.timesteps[k]
             out = item.scheduler.step(eps, t, item.latents, return_dict=True, **kwargs)
@@ -777,6 +849,35 @@ def _check_state(state: RenderState) -> DiffusersState:
     if not isinstance(state, DiffusersState):
         raise TypeError(f"expected a DiffusersState, got {type(state).__name__}")
     return state
+
+
+def _batch_key(item: _Item) -> tuple[Any, ...]:
+    """What must match for requests to share a UNet batch: the latent shape (the render
+    size), the prompt embedding's shape, and the added conditioning (SDXL's pooled
+    embedding and time ids), which the UNet takes for every row or for none."""
+    return (
+        tuple(item.latents.shape),
+        tuple(item.cond.shape),
+        tuple(sorted((name, tuple(value.shape)) for name, value in item.cond_added.items())),
+    )
+
+
+def _count_storage(value: Any, seen: dict[tuple[str, int], int]) -> None:
+    """Record in ``seen`` the memory behind every tensor and array inside ``value``,
+    keyed by where it lives, so memory reached twice is counted once."""
+    if isinstance(value, torch.Tensor):
+        storage = value.untyped_storage()
+        # The whole storage: a view keeps all of it alive.
+        seen[(str(value.device), storage.data_ptr())] = storage.nbytes()
+    elif isinstance(value, np.ndarray):
+        base = value.base if isinstance(value.base, np.ndarray) else value
+        seen[("numpy", base.__array_interface__["data"][0])] = base.nbytes
+    elif isinstance(value, (list, tuple)):
+        for part in value:
+            _count_storage(part, seen)
+    elif isinstance(value, dict):
+        for part in value.values():
+            _count_storage(part, seen)
 
 
 def _dtype_keyword() -> str:

@@ -27,6 +27,14 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the blobs directly under ``prefix/`` (none if there are none)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove one blob; a missing one is fine."""
+        ...
+
     def delete_prefix(self, prefix: str) -> None:
         """Remove every blob under ``prefix/``; missing ones are fine."""
         ...
@@ -64,6 +72,17 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def keys(self, prefix: str) -> list[str]:
+        try:
+            names = [entry.name for entry in os.scandir(self._path(prefix)) if entry.is_file()]
+        except FileNotFoundError:
+            return []
+        # A put in progress is a temporary file until its rename: not a blob yet.
+        return sorted(f"{prefix}/{name}" for name in names if not name.startswith(".tmp-"))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)

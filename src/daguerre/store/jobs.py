@@ -9,11 +9,12 @@ checking each other first.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,6 +128,14 @@ class JobStore:
             images = session.scalars(select(ImageRow).where(ImageRow.job_id == job_id)).all()
             return _job(row, images)
 
+    def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """(status, step) of each of ``job_ids`` that exists: what a watcher compares."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(JobRow.id, JobRow.status, JobRow.step).where(JobRow.id.in_(job_ids))
+            ).all()
+        return {job_id: (status, step) for job_id, status, step in rows}
+
     def get_image(self, image_id: str) -> ImageRecord | None:
         with self._sessions() as session:
             row = session.get(ImageRow, image_id)
@@ -237,13 +246,71 @@ class JobStore:
         spans = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
         return sum(spans) / len(spans) if spans else None
 
+    def watch(self, job_id: str, until: datetime) -> None:
+        """Someone watches the job until ``until`` (its worker then shows previews)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.not_in(_TERMINAL))
+                .values(watched_until=until)
+            )
+
     # --- state changes (worker side, plus cancel and fail) ------------------------------
+    @contextmanager
+    def changes(self) -> Iterator[JobChanges]:
+        """Several state changes in one transaction (a worker flushes a whole batch's)."""
+        with self._engine.begin() as conn:
+            yield JobChanges(conn, self._engine.dialect.name)
+
+    def mark_running(
+        self, job_id: str, attempt: int, total_steps: int, resumed_from_step: int | None
+    ) -> bool:
+        with self.changes() as changes:
+            return changes.mark_running(job_id, attempt, total_steps, resumed_from_step)
+
+    def requeue(self, job_id: str, step: int, status: JobStatus = JobStatus.QUEUED) -> bool:
+        with self.changes() as changes:
+            return changes.requeue(job_id, step, status)
+
+    def record_progress(self, job_id: str, step: int, preview_key: str | None) -> bool:
+        with self.changes() as changes:
+            return changes.record_progress(job_id, step, preview_key)
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        error: str | None = None,
+        error_code: str | None = None,
+    ) -> bool:
+        with self.changes() as changes:
+            return changes.finish(job_id, status, error, error_code)
+
+    def discard(self, job_id: str) -> None:
+        """Forget a job that was never acknowledged (its workflow could not be started)."""
+        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
+        with self._sessions.begin() as session:
+            session.execute(delete(JobRow).where(JobRow.id == job_id, JobRow.status.in_(waiting)))
+
+    def complete(self, job_id: str, images: Sequence[ImageRecord]) -> bool:
+        with self.changes() as changes:
+            return changes.complete(job_id, images)
+
+
+class JobChanges:
+    """State changes of job rows on one connection, inside one transaction. Each is one
+    conditional UPDATE and says whether it applied: a terminal status is sticky, so a
+    late retry, a cancel and a failure path can all write without checking first."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
     def _update(self, job_id: str, *conditions: Any, **values: Any) -> bool:
         values["updated_at"] = utcnow()
-        with self._sessions.begin() as session:
-            result = session.execute(
-                update(JobRow).where(JobRow.id == job_id, *conditions).values(**values)
-            )
+        result = self._conn.execute(
+            update(JobRow).where(JobRow.id == job_id, *conditions).values(**values)
+        )
         return bool(getattr(result, "rowcount", 0))
 
     def mark_running(
@@ -260,6 +327,16 @@ class JobStore:
             resumed_from_step=resumed_from_step,
             step=resumed_from_step or 0,
             started_at=func.coalesce(JobRow.started_at, literal(now, UTCDateTime())),
+        )
+
+    def resume_running(self, job_id: str, step: int) -> bool:
+        """A paused render runs again from ``step``. False if the job has finished."""
+        return self._update(
+            job_id,
+            JobRow.status.not_in(_TERMINAL),
+            status=JobStatus.RUNNING.value,
+            step=step,
+            resumed_from_step=step,
         )
 
     def requeue(self, job_id: str, step: int, status: JobStatus = JobStatus.QUEUED) -> bool:
@@ -301,36 +378,42 @@ class JobStore:
             finished_at=utcnow(),
         )
 
-    def discard(self, job_id: str) -> None:
-        """Forget a job that was never acknowledged (its workflow could not be started)."""
-        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
-        with self._sessions.begin() as session:
-            session.execute(delete(JobRow).where(JobRow.id == job_id, JobRow.status.in_(waiting)))
-
     def complete(self, job_id: str, images: Sequence[ImageRecord]) -> bool:
-        """Store the images (upsert by job and index) and mark the job succeeded, atomically."""
+        """Store the images (upsert by job and index) and mark the job succeeded."""
         now = utcnow()
-        with self._sessions.begin() as session:
-            result = session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status.not_in(_TERMINAL))
-                .values(
-                    status=JobStatus.SUCCEEDED.value,
-                    step=JobRow.total_steps,
-                    finished_at=now,
-                    updated_at=now,
-                    error=None,
-                )
+        result = self._conn.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status.not_in(_TERMINAL))
+            .values(
+                status=JobStatus.SUCCEEDED.value,
+                step=JobRow.total_steps,
+                finished_at=now,
+                updated_at=now,
+                error=None,
             )
-            if not getattr(result, "rowcount", 0):
-                return False
-            for image in images:
-                session.execute(self._upsert_image(image))
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        for image in images:
+            self._conn.execute(self._upsert_image(image, now))
         return True
 
-    def _upsert_image(self, image: ImageRecord) -> Any:
+    def check(self, job_ids: Sequence[str]) -> tuple[set[str], set[str]]:
+        """Of ``job_ids``: which are finished (or gone), renders a worker should drop;
+        and which someone watches now, renders that should show previews."""
+        if not job_ids:
+            return set(), set()
+        found = self._conn.execute(
+            select(JobRow.id, JobRow.status, JobRow.watched_until).where(JobRow.id.in_(job_ids))
+        ).all()
+        now = utcnow()
+        live = {job_id for job_id, status, _ in found if status not in _TERMINAL}
+        watched = {job_id for job_id, _, until in found if until is not None and until > now}
+        return set(job_ids) - live, watched & live
+
+    def _upsert_image(self, image: ImageRecord, now: datetime) -> Any:
         values = dataclasses.asdict(image)
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(ImageRow).values(**values, created_at=utcnow())
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = insert(ImageRow).values(**values, created_at=now)
         changing = {k: stmt.excluded[k] for k in values if k not in ("job_id", "index")}
         return stmt.on_conflict_do_update(index_elements=["job_id", "index"], set_=changing)

@@ -1,19 +1,20 @@
 """How render progress travels from a worker to whoever watches the job.
 
-Two small interfaces: a worker publishes to a ``ProgressSink`` and the gateway reads a
-``ProgressFeed``. The embedded implementation goes through the database: the worker
-writes the step and a preview blob key to the job row, and the feed polls the row.
-That costs one indexed read per watcher every ~150 ms and needs nothing else running.
-With ``redis_url`` set, ``redis_progress`` adds pub/sub on top: the row stays the
-record (so a late watcher still starts from the latest state), and a watcher reads it
-when an event arrives instead of on a timer.
+The job row is the record: a worker writes its step and a preview blob key there (in
+batches: workers/job_rows.py), and the gateway reads a ``ProgressFeed``. The embedded
+feed polls the row, which needs nothing else running. With ``redis_url`` set, the
+worker also announces each change on the job's Redis channel (``announcer``) and
+``redis_progress`` reads the row when an announcement arrives instead of on a timer;
+a late watcher still starts from the row's latest state.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
@@ -35,16 +36,6 @@ def preview_key(job_id: str) -> str:
     return f"previews/{job_id}/latest.png"
 
 
-class ProgressSink(Protocol):
-    def publish(self, job_id: str, step: int, preview_png: bytes | None) -> bool:
-        """Record that ``step`` is done. False means the job is no longer running."""
-        ...
-
-    def notify(self, job_id: str) -> None:
-        """Tell watchers the job row changed otherwise (it finished, failed, ...)."""
-        ...
-
-
 class ProgressFeed(Protocol):
     def watch(self, job_id: str) -> AsyncIterator[ProgressEvent]:
         """The job's current state first, then progress, ending with a terminal event."""
@@ -55,31 +46,29 @@ class ProgressFeed(Protocol):
         ...
 
 
-class DatabaseProgressSink:
-    def __init__(self, jobs: JobStore, blobs: BlobStore) -> None:
-        self._jobs = jobs
-        self._blobs = blobs
-
-    def publish(self, job_id: str, step: int, preview_png: bytes | None) -> bool:
-        key = None
-        if preview_png is not None:
-            key = preview_key(job_id)
-            self._blobs.put(key, preview_png)
-        return self._jobs.record_progress(job_id, step, key)
-
-    def notify(self, job_id: str) -> None:
-        pass  # watchers poll the row
+# How long a watcher counts as watching after it says so (it says so again well before).
+WATCH_S = 30.0
 
 
-# Waits until the row may have changed; returns when it is worth reading again.
-Signal = Callable[[], Awaitable[None]]
+@dataclass(eq=False)
+class _Watch:
+    job_id: str
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    seen: tuple[str, int] | None = None  # (status, step) the watcher last read
 
 
 class PollingProgressFeed:
-    def __init__(self, jobs: JobStore, blobs: BlobStore, interval_s: float = 0.15) -> None:
+    """Every job anyone watches or waits for on this gateway, followed by one poller:
+    each tick, one query reads the status and step of all of them, and only a watcher
+    whose job changed reads its whole row. A sync request, an SSE stream and a stream of
+    partial images all cost the same single query per tick, however many there are."""
+
+    def __init__(self, jobs: JobStore, blobs: BlobStore, interval_s: float = 0.025) -> None:
         self._jobs = jobs
         self._blobs = blobs
         self._interval_s = interval_s
+        self._watches: dict[str, list[_Watch]] = {}
+        self._poller: asyncio.Task[None] | None = None
 
     def _preview(self, job: JobRecord) -> bytes | None:
         if job.preview_key is None or job.is_terminal:
@@ -89,37 +78,79 @@ class PollingProgressFeed:
         except KeyError:
             return None
 
-    @asynccontextmanager
-    async def _signals(self, job_id: str) -> AsyncIterator[Signal]:
-        """How this feed learns that a row may have changed: here, a timer."""
+    # --- the shared poller ---------------------------------------------------------------
+    async def _tick(self) -> None:
+        """Wait until rows may have changed: here, a timer."""
+        await asyncio.sleep(self._interval_s)
 
-        async def tick() -> None:
-            await asyncio.sleep(self._interval_s)
+    def _followed(self, job_ids: set[str]) -> None:
+        """The set of followed jobs changed (a subclass subscribes to them)."""
 
-        yield tick
+    def _register(self, job_id: str) -> _Watch:
+        watch = _Watch(job_id)
+        self._watches.setdefault(job_id, []).append(watch)
+        self._followed(set(self._watches))
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="daguerre-progress-feed")
+        return watch
 
+    def _unregister(self, watch: _Watch) -> None:
+        watches = self._watches.get(watch.job_id, [])
+        if watch in watches:
+            watches.remove(watch)
+        if not watches:
+            self._watches.pop(watch.job_id, None)
+        self._followed(set(self._watches))
+
+    async def _poll(self) -> None:
+        while self._watches:
+            await self._tick()
+            ids = sorted(self._watches)
+            if not ids:
+                break
+            try:
+                states = await anyio.to_thread.run_sync(self._jobs.states, ids)
+            except Exception:  # the database is busy or down: keep the watchers waiting
+                continue
+            for job_id in ids:
+                state = states.get(job_id)
+                for watch in self._watches.get(job_id, []):
+                    if state is None or state != watch.seen:
+                        watch.changed.set()
+
+    # --- for watchers --------------------------------------------------------------------
     async def _changes(self, job_id: str) -> AsyncIterator[JobRecord]:
         """The row now, then each time its status or step changes, until it is terminal."""
-        # Listen before the first read, so that no change falls between the two.
-        async with self._signals(job_id) as changed:
+        # Registered before the first read, so that no change falls between the two.
+        watch = self._register(job_id)
+        try:
             job = await anyio.to_thread.run_sync(self._jobs.get, job_id)
             if job is None:
                 return
+            watch.seen = (job.status.value, job.step)
             yield job
-            seen = (job.status, job.step)
             while not job.is_terminal:
-                await changed()
+                await watch.changed.wait()
+                watch.changed.clear()
                 fresh = await anyio.to_thread.run_sync(self._jobs.get, job_id)
                 if fresh is None:
                     return
                 job = fresh
-                if (job.status, job.step) != seen:
-                    seen = (job.status, job.step)
+                if (job.status.value, job.step) != watch.seen:
+                    watch.seen = (job.status.value, job.step)
                     yield job
+        finally:
+            self._unregister(watch)
 
     async def watch(self, job_id: str) -> AsyncIterator[ProgressEvent]:
         first = True
+        marked = 0.0
         async for job in self._changes(job_id):
+            if not job.is_terminal and time.monotonic() - marked > WATCH_S / 3:
+                # Its worker renders previews while someone watches (and only then).
+                until = datetime.now(UTC) + timedelta(seconds=WATCH_S)
+                await anyio.to_thread.run_sync(self._jobs.watch, job_id, until)
+                marked = time.monotonic()
             preview = await anyio.to_thread.run_sync(self._preview, job)
             if first:
                 yield ProgressEvent("state", job, preview)
@@ -136,18 +167,18 @@ class PollingProgressFeed:
         return last
 
 
-def progress_sink(settings: Settings, jobs: JobStore, blobs: BlobStore) -> ProgressSink:
-    """The worker's side: the database, plus Redis pub/sub when ``redis_url`` is set."""
-    sink = DatabaseProgressSink(jobs, blobs)
+def announcer(settings: Settings) -> Callable[[set[str]], None] | None:
+    """How a worker tells watchers that job rows changed: Redis pub/sub when configured;
+    None with the embedded feed, which polls the rows anyway."""
     if settings.redis_url:
-        from daguerre.store.redis_progress import RedisProgressSink
+        from daguerre.store.redis_progress import RedisAnnouncer
 
-        return RedisProgressSink(sink, settings.redis_url)
-    return sink
+        return RedisAnnouncer(settings.redis_url)
+    return None
 
 
 def progress_feed(settings: Settings, jobs: JobStore, blobs: BlobStore) -> ProgressFeed:
-    """The gateway's side, matching ``progress_sink``."""
+    """The gateway's side, matching ``announcer``."""
     if settings.redis_url:
         from daguerre.store.redis_progress import RedisProgressFeed
 

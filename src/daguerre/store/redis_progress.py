@@ -1,9 +1,10 @@
 """Progress events through Redis pub/sub, for gateways and workers on many hosts.
 
 The worker still writes the job row (and the preview blob) first, then publishes a
-small "changed" message on the job's channel; a gateway watching the job subscribes
-before it reads the row, so it gets the latest state at once and then one read per
-event instead of one every poll interval. Anything that changes a row without
+small "changed" message on the job's channel (one pipeline per batch of changes); a
+gateway watching the job subscribes before it reads the row, so it gets the latest
+state at once and then one read per event instead of one every poll interval.
+Anything that changes a row without
 announcing it (a cancel, a finalize on another host) is still seen within
 ``fallback_s``: Redis is the fast path, never the only one.
 """
@@ -13,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import redis
 import redis.asyncio as aioredis
 
 from daguerre.store.blobs import BlobStore
 from daguerre.store.jobs import JobStore
-from daguerre.store.progress import DatabaseProgressSink, PollingProgressFeed, Signal
+from daguerre.store.progress import PollingProgressFeed
 
 log = logging.getLogger(__name__)
 
@@ -30,59 +29,68 @@ def channel(job_id: str) -> str:
     return f"daguerre:job:{job_id}"
 
 
-class RedisProgressSink:
-    def __init__(self, database: DatabaseProgressSink, url: str) -> None:
-        self._database = database
+class RedisAnnouncer:
+    """A worker's side: "this job's row changed", on the job's channel."""
+
+    def __init__(self, url: str) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
-    def _announce(self, job_id: str, step: int | None) -> None:
+    def __call__(self, job_ids: set[str]) -> None:
         try:
-            self._redis.publish(channel(job_id), json.dumps({"job_id": job_id, "step": step}))
+            with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.publish(channel(job_id), json.dumps({"job_id": job_id}))
+                pipe.execute()
         except redis.RedisError as err:
-            # The row is already written: watchers catch up by their fallback read.
-            log.warning("job %s: could not publish progress to Redis: %s", job_id, err)
-
-    def publish(self, job_id: str, step: int, preview_png: bytes | None) -> bool:
-        running = self._database.publish(job_id, step, preview_png)
-        self._announce(job_id, step)
-        return running
-
-    def notify(self, job_id: str) -> None:
-        self._announce(job_id, None)
+            # The rows are already written: watchers catch up by their fallback read.
+            log.warning("could not announce %d job changes to Redis: %s", len(job_ids), err)
 
 
 class RedisProgressFeed(PollingProgressFeed):
+    """The shared poller of PollingProgressFeed, woken by announcements: one pub/sub
+    connection per gateway, subscribed to the channels of the jobs it follows. The
+    poll after each wake-up (or after ``fallback_s`` without one) reads every followed
+    row at once, so a change nobody announced is still seen."""
+
     def __init__(self, jobs: JobStore, blobs: BlobStore, url: str, fallback_s: float = 1.0) -> None:
         super().__init__(jobs, blobs, fallback_s)
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
         self._fallback_s = fallback_s
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._subscribed: set[str] = set()
+        self._wanted: set[str] = set()
 
-    @asynccontextmanager
-    async def _signals(self, job_id: str) -> AsyncIterator[Signal]:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+    def _followed(self, job_ids: set[str]) -> None:
+        self._wanted = job_ids
+
+    async def _tick(self) -> None:
         try:
-            await pubsub.subscribe(channel(job_id))
-            subscribed = True
+            if self._wanted != self._subscribed:
+                await self._subscribe()
+                return  # read the rows now: a change made before subscribing went unheard
+            await self._message()
         except (redis.RedisError, OSError) as err:
-            log.warning("Redis unavailable (%s); job %s falls back to polling", err, job_id)
-            subscribed = False
-        if not subscribed:
-            async with super()._signals(job_id) as tick:
-                yield tick
-            return
+            log.warning("Redis unavailable (%s); progress falls back to polling", err)
+            self._pubsub, self._subscribed = None, set()
+            await asyncio.sleep(self._fallback_s)
 
-        async def message() -> None:
-            try:
-                # Returns on a message, or after fallback_s with None: read the row anyway.
-                await pubsub.get_message(timeout=self._fallback_s)
-            except (redis.RedisError, OSError):
-                await asyncio.sleep(self._fallback_s)
+    async def _subscribe(self) -> None:
+        if self._pubsub is None:
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        new, gone = self._wanted - self._subscribed, self._subscribed - self._wanted
+        if new:
+            await self._pubsub.subscribe(*(channel(j) for j in new))
+        if gone:
+            await self._pubsub.unsubscribe(*(channel(j) for j in gone))
+        self._subscribed = set(self._wanted)
 
-        try:
-            yield message
-        finally:
-            try:
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
-            except (redis.RedisError, OSError):
-                pass
+    async def _message(self) -> None:
+        """Return on an announcement, when the followed jobs change, or after
+        ``fallback_s``."""
+        assert self._pubsub is not None
+        deadline = asyncio.get_running_loop().time() + self._fallback_s
+        while asyncio.get_running_loop().time() < deadline:
+            if await self._pubsub.get_message(timeout=0.05) is not None:
+                return
+            if self._wanted != self._subscribed:
+                return

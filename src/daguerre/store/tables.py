@@ -110,6 +110,8 @@ class JobRow(Base):
     step: Mapped[int] = mapped_column(Integer, default=0)
     total_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     preview_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Until when someone watches the job: its worker writes previews and steps for it.
+    watched_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     resumed_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Times its render gave its worker slot to waiting work of a higher priority.

@@ -1,7 +1,8 @@
-"""The model runtime: one model per worker process, loaded once, driven step by step.
+"""The model runtime: one model per worker process, loaded once, driven by the engine.
 
-Model calls are CPU (or GPU) bound and the backends are synchronous, so they run on a
-small thread pool while the activity's event loop keeps heartbeating.
+Model calls are CPU (or GPU) bound and the backends are synchronous, so they run in one
+thread of their own while the event loop keeps heartbeating and writing; one thread,
+because the engine steps every render in one batch and a model is not thread-safe.
 """
 
 from __future__ import annotations
@@ -29,17 +30,17 @@ def load_plugins(modules: list[str]) -> None:
 
 
 class ModelRuntime:
-    def __init__(self, model: ImageModel, name: str, concurrency: int = 1) -> None:
+    def __init__(self, model: ImageModel, name: str) -> None:
         self.model = model
         self.name = name
-        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
     @classmethod
-    def load(cls, settings: Settings, concurrency: int = 1) -> ModelRuntime:
+    def load(cls, settings: Settings) -> ModelRuntime:
         load_plugins(settings.model_plugins)
         model = create_model(settings.model, **settings.model_options)
         model.setup(settings.device)
-        return cls(model, settings.model, concurrency)
+        return cls(model, settings.model)
 
     def requests_for(
         self,

@@ -15,11 +15,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from daguerre.config import Settings
 from daguerre.engine.client import connect
-from daguerre.engine.contracts import control_queue, express_queue
 from daguerre.engine.workflows import GenerateImage
+from daguerre.priority import control_queue, express_queue
 from daguerre.store import open_store
-from daguerre.workers.activities import RenderActivities
-from daguerre.workers.preemption import ComputeGate
+from daguerre.workers.activities import render_activities
 from daguerre.workers.runtime import ModelRuntime
 from daguerre.workers.webhooks import WebhookActivities
 
@@ -63,56 +62,52 @@ async def pool_workers(
         raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
     pool_settings = settings.pools[pool]
     store = open_store(settings)
-    concurrency = pool_settings.concurrency
-    # The process may hold a render per slot of both job queues, but runs model code for
-    # only ``concurrency`` of them at a time, highest priority first.
-    gate = ComputeGate(
-        concurrency,
-        preemption=pool_settings.preemption,
-        max_pauses=settings.max_preemptions,
-        keepalive_s=min(1.0, settings.heartbeat_timeout_s / 4),
-    )
-    activities = RenderActivities(runtime, store, settings, gate)
+    # Renders one worker process holds: its batch budget (at most one job per image of
+    # it runs) plus a waiting room, so that the next renders are already here, in
+    # priority order, when a step frees room in the batch.
+    budget = pool_settings.batch_images or runtime.model.batch_images
+    slots = budget + pool_settings.waiting_room
     webhooks = WebhookActivities(store, settings)
-
-    def jobs_worker(task_queue: str, renders: int) -> Worker:
-        """Workflows and renders of one of the pool's two job queues."""
-        return Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[GenerateImage],
-            workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
-            max_concurrent_workflow_tasks=settings.workflow_task_slots,
-            activities=[activities.render],
-            max_concurrent_activities=renders,
-            # Eager dispatch would hand a job's render straight back to this worker,
-            # skipping the queue's priority and fairness order.
-            disable_eager_activity_execution=True,
-            graceful_shutdown_timeout=timedelta(seconds=2),
-        )
-
-    workers = [
-        jobs_worker(pool_settings.task_queue, concurrency),
-        Worker(
-            client,
-            task_queue=control_queue(pool_settings.task_queue),
-            activities=[activities.finalize, webhooks.notify],
-            max_concurrent_activities=4,
-            graceful_shutdown_timeout=timedelta(seconds=2),
-        ),
-    ]
-    if pool_settings.express_priority:
-        # High-priority jobs: their workflow tasks and renders never queue behind the
-        # main queue's (a surge's) on the server, nor in this process. One render more
-        # than the compute runs: with paid work queued, the next paid render already
-        # waits at the gate when one ends, so no free render slips into the gap.
-        workers.append(jobs_worker(express_queue(pool_settings.task_queue), concurrency + 1))
-    tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
-        yield workers
+        async with render_activities(runtime, store, settings, pool_settings) as activities:
+
+            def jobs_worker(task_queue: str) -> Worker:
+                """Workflows and renders of one of the pool's two job queues."""
+                return Worker(
+                    client,
+                    task_queue=task_queue,
+                    workflows=[GenerateImage],
+                    workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
+                    max_concurrent_workflow_tasks=settings.workflow_task_slots,
+                    activities=[activities.render],
+                    max_concurrent_activities=slots,
+                    # Eager dispatch would hand a job's render straight back to this
+                    # worker, skipping the queue's priority and fairness order.
+                    disable_eager_activity_execution=True,
+                    graceful_shutdown_timeout=timedelta(seconds=2),
+                )
+
+            workers = [
+                jobs_worker(pool_settings.task_queue),
+                Worker(
+                    client,
+                    task_queue=control_queue(pool_settings.task_queue),
+                    activities=[activities.finalize, webhooks.notify],
+                    max_concurrent_activities=4,
+                    graceful_shutdown_timeout=timedelta(seconds=2),
+                ),
+            ]
+            if pool_settings.express_priority:
+                # High-priority jobs: their workflow tasks and renders never queue behind
+                # the main queue's (a surge's) on the server, nor for this process's slots.
+                workers.append(jobs_worker(express_queue(pool_settings.task_queue)))
+            tasks = [asyncio.create_task(w.run()) for w in workers]
+            try:
+                yield workers
+            finally:
+                await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-        await asyncio.gather(*tasks, return_exceptions=True)
         store.close()
 
 
@@ -120,8 +115,7 @@ async def run_worker(settings: Settings, pool: str) -> None:
     """Load the model, connect, and serve until SIGINT/SIGTERM."""
     if pool not in settings.pools:
         raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
-    concurrency = settings.pools[pool].concurrency
-    runtime = await asyncio.to_thread(ModelRuntime.load, settings, concurrency)
+    runtime = await asyncio.to_thread(ModelRuntime.load, settings)
     log.info("model %s ready", settings.model)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -477,3 +477,179 @@ def test_sdxl_pipelines_render_and_resume(pipeline_dirs: dict[str, Path]) -> Non
         resumed = model.step(resumed)
     for want, got in zip(expected, model.finish(resumed), strict=True):
         assert _same(want.image, got.image)
+
+
+# ---------------------------------------------------------------------- continuous batching
+
+
+def _staggered_requests() -> dict[str, list[RenderRequest]]:
+    """The requests of each state in the staggered run, by name."""
+    return {
+        "A": [RenderRequest("a cat", seed=11, steps=5, width=SIZE, height=SIZE)],
+        # Fewer steps, so it leaves while A runs on; and no CFG (one UNet row, not two),
+        # except on LCM where the scale is a per-row embedding instead.
+        "B": [
+            RenderRequest(
+                "a dog", seed=12, steps=2, width=SIZE, height=SIZE, options={"guidance_scale": 1.0}
+            )
+        ],
+        # One state of two requests: another size (its own UNet group) and step count.
+        "C": [
+            RenderRequest("a dog", seed=13, steps=4, width=24, height=40),
+            RenderRequest(
+                "a cat",
+                seed=14,
+                steps=3,
+                width=SIZE,
+                height=SIZE,
+                options={"negative_prompt": "blurry", "guidance_scale": 3.0},
+            ),
+        ],
+    }
+
+
+# B joins after A has done two steps, C one tick later: from then on the 32x32 UNet batch
+# holds A, B and C's second request, each at a different step (3, 1 and 0).
+ARRIVALS = {0: "A", 2: "B", 3: "C"}
+
+
+def _run_staggered(model: ImageModel) -> tuple[dict[str, Any], dict[str, int]]:
+    """Drive the states the way the worker's engine does: one running set, one
+    ``step_many`` per tick, states joining at their arrival tick and leaving as soon
+    as they finish. Returns each state's final state and the tick it left at."""
+    requests = _staggered_requests()
+    running: dict[str, Any] = {}
+    finished: dict[str, Any] = {}
+    left_at: dict[str, int] = {}
+    tick = 0
+    while running or tick <= max(ARRIVALS):
+        if tick in ARRIVALS:
+            name = ARRIVALS[tick]
+            running[name] = model.start(requests[name])
+        names = list(running)
+        stepped = model.step_many([running[name] for name in names])
+        for name, state in zip(names, stepped, strict=True):
+            running[name] = state
+            if state.step >= state.total_steps:
+                finished[name] = running.pop(name)
+                left_at[name] = tick
+        tick += 1
+    return finished, left_at
+
+
+@pytest.mark.parametrize(
+    ("kind", "scheduler"),
+    [
+        ("sd", None),  # PNDM: integer timesteps, one of them run twice
+        ("sd", "EulerAncestralDiscreteScheduler"),  # float timesteps, fresh noise per step
+        ("sdxl", None),  # added conditioning (pooled embeddings, per-size time ids)
+        ("lcm", None),  # guidance as a per-row embedding; LCM draws noise per step
+    ],
+)
+def test_staggered_step_many_matches_each_request_rendered_alone(
+    pipeline_dirs: dict[str, Path], kind: str, scheduler: str | None
+) -> None:
+    """Continuous batching: requests joining and leaving a running set at different
+    steps get the images they get alone.
+
+    Compared on final latents with a tight tolerance, and on pixels: batching may change
+    float rounding in the UNet's kernels (a wider GEMM can block its sums differently),
+    so bit equality is not promised. On CPU the latents (values up to ~60 for LCM) differ
+    by a few float32 ulps (<= 2e-5 seen); the tolerance leaves room for other CPUs'
+    kernels, while any mix-up of timesteps, conditioning or noise between rows moves the
+    latents by whole units, orders of magnitude beyond it."""
+    options: dict[str, Any] = {"path": str(pipeline_dirs[kind])}
+    if scheduler is not None:
+        options["scheduler"] = scheduler
+    model = create_model("diffusers", **options)
+    model.setup("cpu")
+    finished, left_at = _run_staggered(model)
+
+    # The scenario happened as intended: B left early, while A was still running.
+    assert left_at["B"] < left_at["A"] < left_at["C"]
+
+    for name, requests in _staggered_requests().items():
+        batched = finished[name]
+        images = model.finish(batched)
+        for index, request in enumerate(requests):
+            alone = model.start([request])
+            while alone.step < alone.total_steps:
+                alone = model.step(alone)
+            want = model.finish(alone)[0].image
+            got = images[index].image
+            assert got.size == want.size == (request.width, request.height)
+            assert np.abs(_pixels(got) - _pixels(want)).max() <= 2, (name, index)
+            a, b = batched.items[index].latents, alone.items[0].latents
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-4), (name, index, (a - b).abs().max())
+    # Different seeds really are different images, so the comparisons above can fail.
+    a_image = model.finish(finished["A"])[0].image
+    c_image = model.finish(finished["C"])[1].image
+    assert np.abs(_pixels(a_image) - _pixels(c_image)).max() > 2
+
+
+def test_step_many_shares_one_unet_call_across_timesteps(
+    model: ImageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """States at different steps share one UNet pass per size; the UNet gets each
+    row's own timestep; finished states are left alone."""
+    import diffusers
+
+    def request(seed: int, steps: int = 4, width: int = SIZE, **options: Any) -> RenderRequest:
+        return RenderRequest("a cat", seed=seed, steps=steps, width=width, height=SIZE, **options)
+
+    ahead = model.start([request(1)])
+    middle = model.start([request(2, options={"guidance_scale": 1.0})])  # no CFG: one row
+    fresh = model.start([request(3)])
+    wide = model.start([request(4, width=48)])  # another size: a UNet batch of its own
+    done = model.start([request(5, steps=1)])
+    # PNDM runs one timestep twice (its warm-up): loop indices 3, 1 and 0 are three
+    # different timesteps.
+    for _ in range(3):
+        ahead = model.step(ahead)
+    middle = model.step(middle)
+    while done.step < done.total_steps:
+        done = model.step(done)
+    done_latents = done.items[0].latents.clone()  # type: ignore[attr-defined]
+    before = [s.step for s in (ahead, middle, fresh, wide, done)]
+
+    calls: list[tuple[tuple[int, ...], list[float]]] = []
+    forward = diffusers.UNet2DConditionModel.forward
+
+    def counting(self: Any, sample: torch.Tensor, timestep: Any, *args: Any, **kw: Any) -> Any:
+        calls.append((tuple(sample.shape), torch.as_tensor(timestep).flatten().tolist()))
+        return forward(self, sample, timestep, *args, **kw)
+
+    monkeypatch.setattr(diffusers.UNet2DConditionModel, "forward", counting)
+    states = [ahead, middle, fresh, done, wide]
+    stepped = model.step_many(states)
+
+    assert [s.step for s in stepped] == [*(n + 1 for n in before[:3]), before[4], before[3] + 1]
+    assert torch.equal(stepped[3].items[0].latents, done_latents)  # type: ignore[attr-defined]
+    assert len(calls) == 2
+    (shape, timesteps), (wide_shape, _) = calls
+    # Two CFG rows for `ahead` and `fresh`, one for `middle`, all at 32x32.
+    assert shape[0] == 5 and wide_shape[0] == 2
+    assert shape[2:] != wide_shape[2:]
+    schedule = [float(t) for t in ahead.items[0].scheduler.timesteps]  # type: ignore[attr-defined]
+    assert timesteps == [schedule[3], schedule[3], schedule[1], schedule[0], schedule[0]]
+    assert len(set(timesteps)) == 3
+
+
+def test_state_bytes_counts_the_tensors_a_state_holds(model: ImageModel) -> None:
+    one = model.start(_requests(seeds=(1,)))
+    three = model.start(_requests(seeds=(1, 2, 3)))
+    held = model.state_bytes(one)
+    # At least the latents and both prompt embeddings (CFG) of its one request.
+    item = one.items[0]  # type: ignore[attr-defined]
+    floor = sum(t.numel() * t.element_size() for t in (item.latents, item.cond, item.uncond))
+    assert held >= floor > 0
+    assert model.state_bytes(three) > 2 * held
+    # PNDM keeps a history of model outputs, so a state grows as it runs.
+    assert model.state_bytes(model.step(model.step(one))) > held
+
+
+def test_batch_images_is_an_option(sd_dir: Path) -> None:
+    assert create_model("diffusers", path=str(sd_dir)).batch_images == 8
+    assert create_model("diffusers", path=str(sd_dir), batch_images="32").batch_images == 32
+    with pytest.raises(ValueError, match="batch_images"):
+        create_model("diffusers", path=str(sd_dir), batch_images=0)

@@ -13,14 +13,15 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
     assert {"conversations", "turns", "controls"} <= tables
-    assert "preemptions" in {c["name"] for c in inspect(store.engine).get_columns("jobs")}
-    assert current_revision(store.engine) == "0004"
+    columns = {c["name"] for c in inspect(store.engine).get_columns("jobs")}
+    assert {"preemptions", "watched_until"} <= columns
+    assert current_revision(store.engine) == "0005"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
     upgrade_head(store.engine)
     upgrade_head(store.engine)
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == "0005"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

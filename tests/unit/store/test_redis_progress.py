@@ -18,8 +18,8 @@ import redis
 from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
 from daguerre.store import Store, open_store
-from daguerre.store.progress import progress_feed, progress_sink
-from daguerre.store.redis_progress import RedisProgressFeed, RedisProgressSink
+from daguerre.store.progress import announcer, preview_key, progress_feed
+from daguerre.store.redis_progress import RedisAnnouncer, RedisProgressFeed
 
 REDIS_URL = os.environ.get("DAGUERRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -42,21 +42,27 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 async def test_events_arrive_through_redis(store: Store, redis_url: str, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, redis_url=redis_url, redis_fallback_poll_s=30)
-    sink = progress_sink(settings, store.jobs, store.blobs)
+    announce = announcer(settings)
     feed = progress_feed(settings, store.jobs, store.blobs)
-    assert isinstance(sink, RedisProgressSink) and isinstance(feed, RedisProgressFeed)
+    assert isinstance(announce, RedisAnnouncer) and isinstance(feed, RedisProgressFeed)
     account = store.accounts.create_account("a", "free", "chat")
     store.jobs.create("j", account.id, "chat", JobSpec(prompt="p", model="builtin"))
     store.jobs.mark_running("j", 1, 3, None)
-    sink.publish("j", 1, b"png1")  # before anyone watches: a late watcher still sees it
+
+    def publish(step: int) -> None:  # what a worker's batched writer does for a step
+        store.blobs.put(preview_key("j"), b"png%d" % step)
+        store.jobs.record_progress("j", step, preview_key("j"))
+        announce({"j"})
+
+    publish(1)  # before anyone watches: a late watcher still sees it
 
     async def worker() -> None:
         await asyncio.sleep(0.3)
         for step in (2, 3):
-            await anyio.to_thread.run_sync(sink.publish, "j", step, b"png%d" % step)
+            await anyio.to_thread.run_sync(publish, step)
             await asyncio.sleep(0.1)
         await anyio.to_thread.run_sync(store.jobs.complete, "j", [])
-        await anyio.to_thread.run_sync(sink.notify, "j")
+        await anyio.to_thread.run_sync(announce, {"j"})
 
     task = asyncio.create_task(worker())
     async with asyncio.timeout(10):  # far below the 30 s fallback poll

@@ -1,33 +1,43 @@
-"""The render activity outside Temporal (ActivityEnvironment), with the fake model."""
+"""The render activity outside Temporal (ActivityEnvironment), with the fake model and a
+real engine, batched row writer and checkpoint store."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from temporalio.common import Priority
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
-from daguerre.config import Settings
-from daguerre.domain import JobRecord, JobSpec, JobStatus
+from daguerre.config import PoolSettings, Settings
+from daguerre.domain import JobSpec, JobStatus, partial_key
 from daguerre.engine.contracts import FinalizeInput, RenderInput
 from daguerre.store import Store, open_store
-from daguerre.workers.activities import RenderActivities, Resume, checkpoint_key
-from daguerre.workers.preemption import ComputeGate
+from daguerre.workers.activities import RenderActivities, render_activities
+from daguerre.workers.checkpoints import checkpoint_key
 from daguerre.workers.runtime import ModelRuntime
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # Progress on every step, so a test can see (and cancel at) each one.
-    return Settings(data_dir=tmp_path, model="fake", checkpoint_every=2, progress_interval_s=0)
+    # Progress and a checkpoint after every step, so a test sees (and acts at) each one.
+    return Settings(
+        data_dir=tmp_path,
+        model="fake",
+        model_options={"step_delay_s": 0.005},
+        checkpoint_interval_s=0,
+        progress_interval_s=0,
+        heartbeat_timeout_s=0.3,
+    )
 
 
 @pytest.fixture
@@ -37,11 +47,19 @@ def store(settings: Settings) -> Iterator[Store]:
     store.close()
 
 
-@pytest.fixture
-def activities(settings: Settings, store: Store) -> Iterator[RenderActivities]:
+async def running(settings: Settings, store: Store, **pool: Any) -> AsyncIterator[RenderActivities]:
     runtime = ModelRuntime.load(settings)
-    yield RenderActivities(runtime, store, settings)
-    runtime.close()
+    try:
+        async with render_activities(runtime, store, settings, PoolSettings(**pool)) as acts:
+            yield acts
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+async def activities(settings: Settings, store: Store) -> AsyncIterator[RenderActivities]:
+    async for acts in running(settings, store):
+        yield acts
 
 
 def submit(store: Store, job_id: str, **spec: Any) -> RenderInput:
@@ -49,67 +67,83 @@ def submit(store: Store, job_id: str, **spec: Any) -> RenderInput:
     fields = {"prompt": "a red circle", "model": "fake", "width": 128, "height": 128, **spec}
     job_spec = JobSpec(**fields)
     store.jobs.create(job_id, account.id, "api", job_spec)
-    return RenderInput(job_id=job_id, spec=job_spec)
+    return RenderInput(job_id=job_id, spec=job_spec, account_id=account.id)
 
 
-def env_with(heartbeats: list[Any], attempt: int = 1, details: list[Any] | None = None) -> Any:
+def env_with(heartbeats: list[Any], attempt: int = 1, priority: int = 3) -> Any:
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=attempt, heartbeat_details=details or [])
+    env.info = dataclasses.replace(
+        env.info,
+        attempt=attempt,
+        priority=Priority(priority_key=priority, fairness_key=f"account-{priority}"),
+    )
     env.on_heartbeat = lambda *d: heartbeats.append(d[0])
     return env
 
 
-async def test_render_stores_images_checkpoints_and_heartbeats(
+async def test_render_stores_images_and_cleans_up(
     activities: RenderActivities, store: Store
 ) -> None:
     inp = submit(store, "j1", n=2, steps=6, output_format="webp")
-    heartbeats: list[Any] = []
-    out = await env_with(heartbeats).run(activities.render, inp)
+    out = await env_with([]).run(activities.render, inp)
     assert out.status == "succeeded"
     assert out.image_ids == ["img-j1-0", "img-j1-1"]
-    assert [h["step"] for h in heartbeats] == [0, 1, 2, 3, 4, 5, 6]
-    # a checkpoint every 2 steps (none at the end), named in the heartbeats
-    assert [h["checkpoint"] for h in heartbeats] == [
-        None, None, checkpoint_key("j1", 2), checkpoint_key("j1", 2),
-        checkpoint_key("j1", 4), checkpoint_key("j1", 4), checkpoint_key("j1", 4),
-    ]  # fmt: skip
     job = store.jobs.get("j1")
     assert job is not None
     assert job.status is JobStatus.SUCCEEDED and job.resumed_from_step is None
+    assert job.attempts == 1 and job.started_at is not None
     image = Image.open(io.BytesIO(store.blobs.get(job.images[0].blob_key)))
     assert image.format == "WEBP" and image.size == (128, 128)
     assert job.images[0].encoding_key and store.blobs.exists(job.images[0].encoding_key)
-    assert store.blobs.exists("previews/j1/latest.png")
-    assert not store.blobs.exists(checkpoint_key("j1", 2))  # cleaned up after success
+    # A checkpoint was taken at every step, and none is left once the job is done.
+    assert store.blobs.keys("checkpoints/j1") == []
 
 
-async def test_a_retry_resumes_from_the_checkpoint_in_its_heartbeat(
+async def test_only_a_watched_job_gets_previews(activities: RenderActivities, store: Store) -> None:
+    watched, unwatched = submit(store, "seen", steps=20), submit(store, "unseen", steps=20)
+    store.jobs.watch("seen", datetime.now(UTC) + timedelta(minutes=1))
+    await asyncio.gather(
+        env_with([]).run(activities.render, watched), env_with([]).run(activities.render, unwatched)
+    )
+    assert store.blobs.exists("previews/seen/latest.png")
+    assert not store.blobs.exists("previews/unseen/latest.png")
+
+
+async def test_short_renders_never_heartbeat_and_long_ones_do(
+    activities: RenderActivities, store: Store
+) -> None:
+    short: list[Any] = []
+    await env_with(short).run(activities.render, submit(store, "quick", steps=2))
+    assert short == []
+    long: list[Any] = []
+    await env_with(long).run(activities.render, submit(store, "slow", steps=120))
+    # 120 steps of 5 ms: a beat every 0.1 s (a third of the timeout), none at the start.
+    assert 2 <= len(long) <= 12
+    assert all(0 < h["step"] <= 120 for h in long)
+
+
+async def test_a_retry_resumes_from_the_newest_checkpoint(
     activities: RenderActivities, store: Store
 ) -> None:
     inp = submit(store, "j2", steps=8)
     model = activities._runtime.model
     state = model.start(activities._runtime.requests_for(inp.spec))
-    for _ in range(4):
+    for step in range(1, 5):
         state = model.step(state)
-    store.blobs.put(checkpoint_key("j2", 4), model.save_state(state))
-    heartbeats: list[Any] = []
-    details = [{"step": 5, "checkpoint": checkpoint_key("j2", 4)}]
-    out = await env_with(heartbeats, attempt=2, details=details).run(activities.render, inp)
+        if step in (2, 4):
+            store.blobs.put(checkpoint_key("j2", step), model.save_state(state))
+    out = await env_with([], attempt=2).run(activities.render, inp)
     assert out.status == "succeeded"
-    # it names the checkpoint it resumed from until it writes a newer one
-    assert heartbeats[0] == {"step": 4, "checkpoint": checkpoint_key("j2", 4)}
-    assert heartbeats[1] == {"step": 5, "checkpoint": checkpoint_key("j2", 4)}
-    assert heartbeats[2] == {"step": 6, "checkpoint": checkpoint_key("j2", 6)}
     job = store.jobs.get("j2")
     assert job is not None and job.resumed_from_step == 4 and job.attempts == 2
+    assert store.blobs.keys("checkpoints/j2") == []
 
 
 async def test_a_retry_without_a_checkpoint_starts_over(
     activities: RenderActivities, store: Store
 ) -> None:
     inp = submit(store, "j3", steps=3)
-    details = [{"step": 1, "checkpoint": "checkpoints/j3/000099.state"}]  # lost
-    await env_with([], attempt=3, details=details).run(activities.render, inp)
+    await env_with([], attempt=3).run(activities.render, inp)
     job = store.jobs.get("j3")
     assert job is not None and job.status is JobStatus.SUCCEEDED and job.resumed_from_step == 0
 
@@ -119,25 +153,31 @@ async def test_rendering_a_finished_job_again_changes_nothing(
 ) -> None:
     inp = submit(store, "j4", steps=2)
     first = await env_with([]).run(activities.render, inp)
+    passes = activities._runtime.model.passes  # type: ignore[attr-defined]
     heartbeats: list[Any] = []
     second = await env_with(heartbeats, attempt=2).run(activities.render, inp)
     assert first == second and heartbeats == []
+    assert activities._runtime.model.passes == passes  # type: ignore[attr-defined]
 
 
 async def test_a_cancelled_job_stops_rendering(activities: RenderActivities, store: Store) -> None:
-    inp = submit(store, "j5", steps=50)
-    heartbeats: list[Any] = []
+    inp = submit(store, "j5", steps=400)
 
-    def on_heartbeat(detail: Any) -> None:
-        heartbeats.append(detail)
-        if detail["step"] == 3:
-            store.jobs.finish("j5", JobStatus.CANCELLED, "by owner")
+    async def cancel_soon() -> None:
+        for _ in range(200):
+            job = store.jobs.get("j5")
+            if job is not None and job.step >= 3:
+                break
+            await asyncio.sleep(0.01)
+        store.jobs.finish("j5", JobStatus.CANCELLED, "by owner")
 
-    env = env_with([])
-    env.on_heartbeat = on_heartbeat
-    out = await env.run(activities.render, inp)
+    canceller = asyncio.create_task(cancel_soon())
+    out = await env_with([]).run(activities.render, inp)
+    await canceller
     assert out.status == "cancelled"
-    assert heartbeats[-1]["step"] <= 4
+    # It noticed within about a second (the liveness check), not after 400 steps.
+    job = store.jobs.get("j5")
+    assert job is not None and job.step < 300
 
 
 async def test_model_input_errors_are_not_retryable(
@@ -156,6 +196,22 @@ async def test_wrong_model_is_refused(activities: RenderActivities, store: Store
     assert raised.value.type == "WrongModel"
 
 
+async def test_a_request_that_breaks_the_model_fails_alone(
+    activities: RenderActivities, store: Store
+) -> None:
+    """A shared step that raises cannot tell whose fault it was: every render in it runs
+    alone from then on, and only the one that breaks the model fails."""
+    bad = submit(store, "bad", prompt="fail:crash", steps=6)
+    good = [submit(store, f"good{i}", steps=6) for i in range(3)]
+    results = await asyncio.gather(
+        env_with([]).run(activities.render, bad),
+        *(env_with([]).run(activities.render, g) for g in good),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], RuntimeError) and "crashed" in str(results[0])
+    assert [r.status for r in results[1:]] == ["succeeded"] * 3  # type: ignore[union-attr]
+
+
 async def test_finalize_marks_and_cleans_up(activities: RenderActivities, store: Store) -> None:
     submit(store, "j8")
     store.blobs.put(checkpoint_key("j8", 2), b"state")
@@ -167,19 +223,11 @@ async def test_finalize_marks_and_cleans_up(activities: RenderActivities, store:
     assert not store.blobs.exists(checkpoint_key("j8", 2))
 
 
-def test_resume_reads_the_last_heartbeat() -> None:
-    assert Resume.from_details([]) == Resume()
-    assert Resume.from_details(["junk"]) == Resume()
-    assert Resume.from_details([{"step": 4, "checkpoint": "k"}]) == Resume(4, "k")
-
-
 async def test_partial_images_are_stored_at_their_steps(
     activities: RenderActivities, store: Store
 ) -> None:
     inp = submit(store, "job-partials", partial_images=3, width=64, height=64)
     await env_with([]).run(activities.render, inp)
-    from daguerre.domain import partial_key
-
     for index in range(3):
         data = store.blobs.get(partial_key("job-partials", index, "png"))
         assert Image.open(io.BytesIO(data)).size == (64, 64)
@@ -209,101 +257,87 @@ def test_edit_inputs_come_from_the_blob_store(store: Store) -> None:
         load_edit_inputs(store.blobs, dataclasses.replace(spec, mask_key="uploads/j/mask.png"))
 
 
-@pytest.fixture
-def gated(settings: Settings, store: Store) -> Iterator[tuple[RenderActivities, ComputeGate]]:
-    """Render activities behind a one-permit compute gate that the test shares, at 10 ms
-    a step (a render about to finish is never asked to pause; the fake model is quick)."""
-    paced = settings.model_copy(update={"render_step_delay_s": 0.01})
-    runtime = ModelRuntime.load(paced)
-    gate = ComputeGate(1)
-    yield RenderActivities(runtime, store, paced, gate), gate
-    runtime.close()
+# --- batching and preemption through the activities ------------------------------------
+async def test_concurrent_renders_share_forward_passes(
+    activities: RenderActivities, store: Store
+) -> None:
+    model = activities._runtime.model
+    before = model.passes  # type: ignore[attr-defined]
+    inputs = [submit(store, f"b{i}", steps=10) for i in range(6)]
+    outs = await asyncio.gather(*(env_with([]).run(activities.render, i) for i in inputs))
+    assert [o.status for o in outs] == ["succeeded"] * 6
+    # Six renders of ten steps: far fewer than 60 passes (they join within a step or two).
+    assert model.passes - before <= 20  # type: ignore[attr-defined]
 
 
 async def render_while_paid_work_arrives(
-    activities: RenderActivities, gate: ComputeGate, store: Store, inp: RenderInput, at: int
-) -> tuple[Any, JobRecord, list[Any]]:
-    """Render ``inp``; once it reports step ``at``, a pro render asks for the permit and
-    holds it until the job's row no longer says running (or 2 s). Returns the output,
-    the job row as the pro render last read it, and the heartbeats."""
-    seen: list[JobRecord] = []
-    tasks: list[asyncio.Task[None]] = []
+    activities: RenderActivities, store: Store, inp: RenderInput, priority: int, at: int
+) -> tuple[Any, Any, Any]:
+    """Render ``inp`` at ``priority``; once its row says step ``at``, a pro (priority 1)
+    render arrives. Returns both outputs and the row of ``inp`` as it was while the pro
+    render ran."""
+    seen: list[Any] = []
 
-    async def paid() -> None:
-        async with gate.turn("paid", 1):
-            # The permit comes first; the paused render then writes its row.
-            for _ in range(200):
-                job = store.jobs.get(inp.job_id)
-                assert job is not None
-                if job.status is not JobStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.01)
-            seen.append(job)
+    async def paid() -> Any:
+        while (job := store.jobs.get(inp.job_id)) is None or job.step < at:
+            await asyncio.sleep(0.005)
+        pro = submit(store, "paid", steps=20)
+        task = asyncio.create_task(env_with([], priority=1).run(activities.render, pro))
+        while not task.done():
+            row = store.jobs.get(inp.job_id)
+            paid_row = store.jobs.get("paid")
+            if paid_row is not None and paid_row.status is JobStatus.RUNNING and row is not None:
+                seen.append(row)
+            await asyncio.sleep(0.005)
+        return await task
 
-    def on_heartbeat(detail: Any) -> None:
-        heartbeats.append(detail)
-        if detail["step"] == at and not tasks:
-            tasks.append(asyncio.get_running_loop().create_task(paid()))
-
-    heartbeats: list[Any] = []
-    env = env_with([])
-    env.on_heartbeat = on_heartbeat
-    out = await env.run(activities.render, inp)
-    await asyncio.gather(*tasks)
-    return out, seen[0], heartbeats
+    free, pro = await asyncio.gather(
+        env_with([], priority=priority).run(activities.render, inp), paid()
+    )
+    return free, pro, seen
 
 
 async def test_a_render_pauses_for_paid_work_and_resumes_exactly(
-    gated: tuple[RenderActivities, ComputeGate], store: Store
+    settings: Settings, store: Store
 ) -> None:
-    activities, gate = gated
-    inp = submit(store, "jy", steps=8)
-    out, during, heartbeats = await render_while_paid_work_arrives(
-        activities, gate, store, inp, at=3
-    )
-    # While the paid render ran, the free job waited at a step boundary, its progress
-    # kept, one preemption counted.
-    assert during.status is JobStatus.QUEUED and during.preemptions == 1
-    paused_at = during.step
-    assert 3 <= paused_at < 8
-    # Then it went on from there: no step done twice, none skipped.
-    assert out.status == "succeeded"
-    assert [h["step"] for h in heartbeats] == list(range(9))
-    job = store.jobs.get("jy")
-    assert job is not None and job.status is JobStatus.SUCCEEDED
-    assert (job.resumed_from_step, job.preemptions) == (paused_at, 1)
-    assert gate.running == [] and gate.waiting == []
-
-    # ... with the very image an uninterrupted render of the same job makes.
-    await env_with([]).run(activities.render, submit(store, "jz", steps=8))
-    twin = store.jobs.get("jz")
-    assert twin is not None and twin.preemptions == 0
-    assert store.blobs.get(job.images[0].blob_key) == store.blobs.get(twin.images[0].blob_key)
+    async for activities in running(settings, store, batch_images=1):
+        inp = submit(store, "jy", steps=30)
+        free, pro, seen = await render_while_paid_work_arrives(activities, store, inp, 3, at=3)
+        assert free.status == pro.status == "succeeded"
+        # While the paid render ran, the free job waited with its progress kept.
+        waiting = [row for row in seen if row.status is JobStatus.QUEUED]
+        assert waiting and all(3 <= row.step < 30 for row in waiting)
+        assert waiting[0].preemptions == 1
+        job = store.jobs.get("jy")
+        assert job is not None and job.preemptions == 1
+        # ... and it made the very image an uninterrupted render of the same job makes.
+        await env_with([]).run(activities.render, submit(store, "jz", steps=30))
+        twin = store.jobs.get("jz")
+        assert twin is not None and twin.preemptions == 0
+        assert store.blobs.get(job.images[0].blob_key) == store.blobs.get(twin.images[0].blob_key)
 
 
 async def test_a_deferred_job_that_pauses_waits_as_deferred(
-    gated: tuple[RenderActivities, ComputeGate], store: Store
-) -> None:
-    activities, gate = gated
-    account = store.accounts.create_account("d", "free", "api")
-    spec = JobSpec(prompt="a blue square", model="fake", width=64, height=64, steps=6)
-    store.jobs.create("jd", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
-    inp = RenderInput(job_id="jd", spec=spec)
-    out, during, _ = await render_while_paid_work_arrives(activities, gate, store, inp, at=2)
-    assert during.status is JobStatus.DEFERRED and during.preemptions == 1
-    assert out.status == "succeeded"
-
-
-async def test_without_preemption_a_render_keeps_the_compute(
     settings: Settings, store: Store
 ) -> None:
-    paced = settings.model_copy(update={"render_step_delay_s": 0.01})
-    runtime = ModelRuntime.load(paced)
-    gate = ComputeGate(1, preemption=False)
-    activities = RenderActivities(runtime, store, paced, gate)
-    inp = submit(store, "jn", steps=6)
-    out, during, _ = await render_while_paid_work_arrives(activities, gate, store, inp, at=2)
-    runtime.close()
-    # The paid render got the permit only once the free one had done all its steps.
-    assert out.status == "succeeded"
-    assert during.step == 6 and during.preemptions == 0
+    async for activities in running(settings, store, batch_images=1):
+        account = store.accounts.create_account("d", "free", "api")
+        spec = JobSpec(prompt="a blue square", model="fake", width=64, height=64, steps=30)
+        store.jobs.create("jd", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
+        inp = RenderInput(job_id="jd", spec=spec, account_id=account.id)
+        free, _, seen = await render_while_paid_work_arrives(activities, store, inp, 5, at=2)
+        assert free.status == "succeeded"
+        assert any(row.status is JobStatus.DEFERRED and row.preemptions == 1 for row in seen)
+
+
+async def test_without_preemption_paid_work_waits_its_turn(
+    settings: Settings, store: Store
+) -> None:
+    async for activities in running(settings, store, batch_images=1, preemption=False):
+        inp = submit(store, "jn", steps=30)
+        free, pro, seen = await render_while_paid_work_arrives(activities, store, inp, 3, at=2)
+        assert free.status == pro.status == "succeeded"
+        # The paid render ran only once the free one was done.
+        assert all(row.status is JobStatus.SUCCEEDED for row in seen)
+        job = store.jobs.get("jn")
+        assert job is not None and job.preemptions == 0

@@ -1,0 +1,58 @@
+"""Saved render states: how a render outlives its worker, and how a swapped-out one
+comes back.
+
+A state is stored as one blob per step it was saved at, ``checkpoints/<job>/<step>``:
+a retried attempt resumes from the highest step there, whatever Temporal last heard in
+a heartbeat (a kill -9 right after a save still resumes from it), and two saves of one
+render never overwrite each other out of order. After each save the one before it is
+deleted; the rest go when the job ends.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from daguerre.store.blobs import BlobStore
+
+
+def checkpoint_key(job_id: str, step: int) -> str:
+    return f"checkpoints/{job_id}/{step:06d}.state"
+
+
+def _step(key: str) -> int:
+    return int(key.rsplit("/", 1)[1].split(".", 1)[0])
+
+
+class Checkpoints:
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+        self._last: dict[str, str] = {}  # job id -> its newest key written here
+
+    async def save(self, job_id: str, step: int, data: bytes) -> None:
+        key = checkpoint_key(job_id, step)
+        await anyio.to_thread.run_sync(self._blobs.put, key, data)
+        previous = self._last.get(job_id)
+        self._last[job_id] = key
+        if previous is not None and previous != key:
+            await anyio.to_thread.run_sync(self._blobs.delete, previous)
+
+    async def load(self, job_id: str, step: int) -> bytes:
+        return await anyio.to_thread.run_sync(self._blobs.get, checkpoint_key(job_id, step))
+
+    async def latest(self, job_id: str) -> tuple[int, bytes] | None:
+        """The newest saved state of a job and its step, or None if it has none."""
+        keys = await anyio.to_thread.run_sync(self._blobs.keys, f"checkpoints/{job_id}")
+        for key in sorted(keys, key=_step, reverse=True):
+            try:
+                return _step(key), await anyio.to_thread.run_sync(self._blobs.get, key)
+            except KeyError:
+                continue  # deleted meanwhile by the attempt that wrote a newer one
+        return None
+
+    async def clear(self, job_id: str, written_elsewhere: bool = True) -> None:
+        """Delete a job's saved states. ``written_elsewhere``: an earlier attempt (in
+        another process) may have saved some; otherwise only ones saved here count, and
+        a render that saved none costs nothing."""
+        if self._last.pop(job_id, None) is None and not written_elsewhere:
+            return
+        await anyio.to_thread.run_sync(self._blobs.delete_prefix, f"checkpoints/{job_id}")

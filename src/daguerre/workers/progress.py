@@ -1,0 +1,77 @@
+"""What watchers of a job see while its render runs: the job row, the latest preview
+and the partial images a stream asked for.
+
+The render loop hands every engine update to ``Progress.publish``. Row changes go
+through the worker's batched ``JobRows``; images are written first (a watcher that
+sees a step finds its partial image already stored). ``publish`` says False once the
+job is over (its owner cancelled it): the render then stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+from PIL import Image
+
+from daguerre import priority as priorities
+from daguerre.domain import JobSpec, JobStatus, partial_key
+from daguerre.store.blobs import BlobStore
+from daguerre.store.progress import preview_key
+from daguerre.workers import imaging
+from daguerre.workers.engine import Update
+from daguerre.workers.job_rows import JobRows
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The job a render works for, as its row writes need it."""
+
+    job_id: str
+    spec: JobSpec
+    attempt: int
+    priority: int
+
+
+class Progress:
+    def __init__(self, rows: JobRows, blobs: BlobStore) -> None:
+        self._rows = rows
+        self._blobs = blobs
+
+    async def publish(self, job: JobRef, update: Update) -> bool:
+        job_id, step = job.job_id, update.step
+        if update.kind == "started":
+            total, resumed_from = update.total_steps, update.resumed_from
+            if resumed_from is None and job.attempt > 1:
+                resumed_from = 0  # a retry with no checkpoint to resume from: from scratch
+            return await self._rows.change(
+                job_id, lambda c: c.mark_running(job_id, job.attempt, total, resumed_from)
+            )
+        if update.kind == "paused":
+            waits_as = (
+                JobStatus.DEFERRED if priorities.is_deferred(job.priority) else JobStatus.QUEUED
+            )
+            return await self._rows.change(job_id, lambda c: c.requeue(job_id, step, waits_as))
+        if update.kind == "resumed":
+            return await self._rows.change(job_id, lambda c: c.resume_running(job_id, step))
+        if update.kind == "step":
+            if update.partial is not None:
+                index, image = update.partial
+                await anyio.to_thread.run_sync(self._put_partial, job, index, image)
+            key = None
+            if update.preview is not None:
+                key = preview_key(job_id)
+                await anyio.to_thread.run_sync(self._put_preview, key, update.preview)
+            self._rows.progress(job_id, step, key)
+        return not self._rows.stopped(job_id)
+
+    def _put_partial(self, job: JobRef, index: int, image: Image.Image) -> None:
+        """Partial image ``index``: the model's preview now, at the requested size and
+        format (OpenAI-style streams send it as is)."""
+        spec = job.spec
+        picture = imaging.fit(image, spec.width, spec.height)
+        data = imaging.encode(picture, spec.output_format, spec.output_compression)
+        self._blobs.put(partial_key(job.job_id, index, spec.output_format), data)
+
+    def _put_preview(self, key: str, image: Image.Image) -> None:
+        self._blobs.put(key, imaging.png(image))

@@ -1,0 +1,55 @@
+"""A finished render's images: encoded as the client asked, stored, and recorded.
+
+Activities run at least once, so everything here is keyed by job id and image index
+and written as an upsert: storing the same results twice gives the same rows.
+"""
+
+from __future__ import annotations
+
+from daguerre.domain import ImageRecord, JobSpec, OutputFormat
+from daguerre.models.base import RenderResult
+from daguerre.store.blobs import BlobStore
+from daguerre.workers import imaging
+from daguerre.workers.edits import EditInputs
+
+
+def image_id(job_id: str, index: int) -> str:
+    return f"img-{job_id}-{index}"
+
+
+def store_images(
+    blobs: BlobStore,
+    job_id: str,
+    account_id: str,
+    spec: JobSpec,
+    results: list[RenderResult],
+    edit: EditInputs,
+) -> list[ImageRecord]:
+    """Encode and store each image (and the model's own encoding of it, for later edits);
+    blocking: call it from a thread."""
+    fmt = OutputFormat(spec.output_format)
+    images = []
+    for index, result in enumerate(results):
+        picture = imaging.fit(result.image, spec.width, spec.height)
+        if edit.source is not None and edit.mask is not None:
+            picture = imaging.keep_outside_mask(picture, edit.source, edit.mask)
+        blob_key = f"images/{job_id}/{index}.{fmt.value}"
+        blobs.put(blob_key, imaging.encode(picture, fmt, spec.output_compression))
+        encoding_key = None
+        if result.encoding is not None:
+            encoding_key = f"images/{job_id}/{index}.encoding"
+            blobs.put(encoding_key, result.encoding)
+        images.append(
+            ImageRecord(
+                id=image_id(job_id, index),
+                job_id=job_id,
+                index=index,
+                account_id=account_id,
+                blob_key=blob_key,
+                encoding_key=encoding_key,
+                media_type=fmt.media_type,
+                width=picture.width,
+                height=picture.height,
+            )
+        )
+    return images
