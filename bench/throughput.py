@@ -43,12 +43,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from temporalio import activity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import REPO, Stack, free_port
 from surge import process_cpu
 
 sys.path.insert(0, str(REPO / "src"))
+from daguerre.engine.contracts import (
+    FINALIZE_ACTIVITY,
+    RENDER_ACTIVITY,
+    FinalizeInput,
+    FinalizeOutput,
+    RenderInput,
+    RenderOutput,
+)
 
 PROBE = Path(__file__).resolve().parent / "probe"
 SIZE = 512
@@ -325,33 +334,34 @@ def recent_job_ids(data_dir: Path, count: int) -> list[str]:
 CEILING_QUEUE = "bench-ceiling"
 
 
-def _ceiling_worker(address: str, done: Any, ready: Any) -> None:
-    """A worker of the GenerateImage workflow whose activities do nothing."""
-    from temporalio import activity
-    from temporalio.client import Client
-    from temporalio.worker import Worker
+class _NoWork:
+    """GenerateImage's activities, doing nothing: what Temporal alone can sustain."""
 
-    from daguerre.engine.contracts import (
-        FINALIZE_ACTIVITY,
-        RENDER_ACTIVITY,
-        FinalizeInput,
-        FinalizeOutput,
-        RenderInput,
-        RenderOutput,
-    )
-    from daguerre.engine.contracts import control_queue as control
-    from daguerre.engine.workflows import GenerateImage
-    from daguerre.workers.worker import WORKFLOW_RUNNERS
+    def __init__(self, done: Any) -> None:
+        self.done = done
 
     @activity.defn(name=RENDER_ACTIVITY)
-    async def render(inp: RenderInput) -> RenderOutput:
-        with done.get_lock():
-            done.value += 1
+    async def render(self, inp: RenderInput) -> RenderOutput:
+        with self.done.get_lock():
+            self.done.value += 1
         return RenderOutput(inp.job_id, "succeeded", [f"img-{inp.job_id}-0"])
 
     @activity.defn(name=FINALIZE_ACTIVITY)
-    async def finalize(inp: FinalizeInput) -> FinalizeOutput:
+    async def finalize(self, inp: FinalizeInput) -> FinalizeOutput:
         return FinalizeOutput(changed=True)
+
+
+def _ceiling_worker(address: str, done: Any, ready: Any) -> None:
+    """A worker of the GenerateImage workflow whose activities do nothing, configured
+    as the stack's workers are."""
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from daguerre.engine.workflows import GenerateImage
+    from daguerre.priority import control_queue
+    from daguerre.workers.worker import WORKFLOW_RUNNERS
+
+    acts = _NoWork(done)
 
     async def main() -> None:
         client = await Client.connect(address)
@@ -359,12 +369,16 @@ def _ceiling_worker(address: str, done: Any, ready: Any) -> None:
             client,
             task_queue=CEILING_QUEUE,
             workflows=[GenerateImage],
-            activities=[render],
-            workflow_runner=WORKFLOW_RUNNERS["fast"],
-            max_concurrent_activities=256,
+            activities=[acts.render],
+            workflow_runner=WORKFLOW_RUNNERS[os.environ.get("CEILING_SANDBOX", "fast")],
+            # As the stack's workers: a render holds its workflow task (a local activity).
+            max_concurrent_workflow_tasks=260,
+            max_concurrent_local_activities=256,
             disable_eager_activity_execution=True,
         )
-        controls = Worker(client, task_queue=control(CEILING_QUEUE), activities=[finalize])
+        controls = Worker(
+            client, task_queue=control_queue(CEILING_QUEUE), activities=[acts.finalize]
+        )
         async with jobs, controls:
             ready.set()
             await asyncio.Event().wait()
@@ -372,12 +386,23 @@ def _ceiling_worker(address: str, done: Any, ready: Any) -> None:
     asyncio.run(main())
 
 
-async def ceiling(address: str, in_flight: int, seconds: float, warm_s: float) -> dict[str, Any]:
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+async def ceiling(
+    address: str, stack_pid: int, in_flight: int, seconds: float, warm_s: float
+) -> dict[str, Any]:
+    """Workflows per second of GenerateImage with do-nothing activities, on the stack's
+    dev server (its gateway and worker idle meanwhile), with ``in_flight`` workflows
+    kept running; and the CPU each takes per workflow."""
     from temporalio.client import Client
     from temporalio.common import Priority
 
     from daguerre.domain import JobSpec
-    from daguerre.engine.contracts import WORKFLOW, GenerateImageInput, control_queue
+    from daguerre.engine.contracts import WORKFLOW, GenerateImageInput
+    from daguerre.priority import control_queue
 
     done = multiprocessing.Value("q", 0)
     ready = multiprocessing.Event()
@@ -387,7 +412,7 @@ async def ceiling(address: str, in_flight: int, seconds: float, warm_s: float) -
         await asyncio.to_thread(ready.wait, 60)
         client = await Client.connect(address)
         started = 0
-        spec = JobSpec(prompt="nothing", model="builtin", width=SIZE, height=SIZE)
+        spec = JobSpec(prompt=PROMPTS[0], model="builtin", width=SIZE, height=SIZE)
 
         async def start_one() -> None:
             nonlocal started
@@ -396,7 +421,10 @@ async def ceiling(address: str, in_flight: int, seconds: float, warm_s: float) -
             await client.start_workflow(
                 WORKFLOW,
                 GenerateImageInput(
-                    job_id=job_id, spec=spec, control_queue=control_queue(CEILING_QUEUE)
+                    job_id=job_id,
+                    spec=spec,
+                    control_queue=control_queue(CEILING_QUEUE),
+                    account_id="bench",
                 ),
                 id=job_id,
                 task_queue=CEILING_QUEUE,
@@ -412,13 +440,22 @@ async def ceiling(address: str, in_flight: int, seconds: float, warm_s: float) -
                 else:
                     await asyncio.sleep(0.005)
 
-        begin = time.monotonic()
-        await keep_full(begin + warm_s)
-        count_before, cpu_before, t_before = done.value, process_cpu(os.getppid()), time.monotonic()
+        def cpu() -> dict[str, int]:
+            stack = process_cpu(stack_pid)
+            return {
+                "temporal": stack.get("temporal", 0),
+                "worker": _ticks(proc.pid),  # type: ignore[arg-type]
+                "bench": _ticks(os.getpid()),
+            }
+
+        await keep_full(time.monotonic() + warm_s)
+        count_before, cpu_before, t_before = done.value, cpu(), time.monotonic()
         await keep_full(t_before + seconds)
-        count_after, t_after = done.value, time.monotonic()
-        rate = (count_after - count_before) / (t_after - t_before)
-        return {"workflows_per_s": rate, "cpu_before": cpu_before}
+        count_after, cpu_after, t_after = done.value, cpu(), time.monotonic()
+        count = max(1, count_after - count_before)
+        hz = os.sysconf("SC_CLK_TCK")
+        per_job = {k: (cpu_after[k] - cpu_before[k]) / hz * 1000 / count for k in cpu_after}
+        return {"workflows_per_s": count / (t_after - t_before), "cpu_ms_per_job": per_job}
     finally:
         proc.terminate()
         proc.join(10)
@@ -498,9 +535,16 @@ async def run_stack_section(args: argparse.Namespace, out: dict[str, Any]) -> No
         with BenchStack("builtin", pool) as bench:
             if "ceiling" in args.sections and label == "batching":
                 address = f"127.0.0.1:{_temporal_port(bench)}"
-                result = await ceiling(address, args.ceiling_in_flight, args.seconds, args.warm_s)
+                result = await ceiling(
+                    address, bench.stack.proc.pid, args.ceiling_in_flight, args.seconds, args.warm_s
+                )
                 out["ceiling_workflows_per_s"] = result["workflows_per_s"]
-                print(f"Temporal ceiling: {result['workflows_per_s']:.2f} workflows/s")
+                out["ceiling_cpu_ms_per_job"] = result["cpu_ms_per_job"]
+                print(
+                    f"Temporal ceiling: {result['workflows_per_s']:.2f} workflows/s; CPU ms per "
+                    "workflow: "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in result["cpu_ms_per_job"].items())
+                )
             if "stack" in args.sections:
                 for n in (1, 4):
                     clients = args.clients if n == 1 else max(8, args.clients // 4)

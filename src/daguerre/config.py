@@ -133,16 +133,13 @@ class Settings(BaseSettings):
     render_max_attempts: int = Field(default=5, ge=1)
     retry_initial_interval_s: float = 1.0
     render_attempt_timeout_s: float = 1800.0
-    heartbeat_timeout_s: float = 10.0
+    # How soon a render whose worker died (or lost Temporal) is taken over by another
+    # worker: the workflow task timeout of a job (its render runs inside that task), and
+    # for renders that are regular activities, their heartbeat timeout. At most 120.
+    heartbeat_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # Preemption (pools with ``preemption``): how many times one render attempt may
     # pause for higher-priority work before it keeps its place to the end.
     max_preemptions: int = Field(default=10, ge=0)
-    # Workflow tasks one worker process handles at once, per queue (main and express).
-    # Few, on purpose: a backlog of workflow tasks then waits on the server, which hands
-    # them out by priority, rather than in the worker's own queue, which is first come
-    # first served (a surge's burst of new free workflows would otherwise delay a paid
-    # one's first step).
-    workflow_task_slots: int = Field(default=2, ge=2)
     # Temporal's workflow sandbox. "strict" re-imports the workflow modules for every
     # workflow run, which catches non-deterministic module-level code and calls (the wall
     # clock, randomness, I/O); measured under a surge, that was most of a worker's CPU.

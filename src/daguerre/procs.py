@@ -17,13 +17,18 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """Under `daguerre up`, ask Linux to signal this process when the launcher dies,
     even by kill -9, so no gateway or worker outlives it."""
     parent = os.environ.get(SUPERVISED_ENV)
-    if not parent:
-        return
+    if parent:
+        exit_with_parent(int(parent), sig)
+
+
+def exit_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to signal this process when ``parent`` (its parent) dies, even by
+    kill -9 (on Linux; elsewhere nothing happens)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    # The launcher may have died before prctl took effect.
-    if os.getppid() != int(parent):
+    # The parent may have died before prctl took effect.
+    if os.getppid() != parent:
         os.kill(os.getpid(), sig)
 
 

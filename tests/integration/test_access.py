@@ -99,7 +99,7 @@ def service(
         "fake",
         values,
         step_delay_s=0.005,
-        pool={"batch_images": 2, "waiting_room": 2},
+        pool={"batch_images": 2},
     )
     store = open_store(config.settings())
     procs: list[Proc] = []

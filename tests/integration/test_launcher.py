@@ -127,14 +127,15 @@ def test_up_serves_and_sigterm_leaves_nothing(config: StackConfig) -> None:
         generate(first.url, key)
 
         first_pids = descendants(first.proc.pid) | {server}
-        assert len(first_pids) == 3, first.output  # server, gateway, one worker
+        # The server, the gateway, one worker and its engine process (the model's).
+        assert len(first_pids) == 4, first.output
 
         # A second `up` on the same data dir reuses the running server.
         second = Up(config, free_port(), temporal_port)
         generate(second.url, second.key())
         assert "reusing the Temporal dev server" in second.output
         second_children = descendants(second.proc.pid)
-        assert len(second_children) == 2 and server not in second_children
+        assert len(second_children) == 3 and server not in second_children
         assert second.stop(signal.SIGINT) == 0  # Ctrl-C
         wait_until(lambda: all_gone(second_children), 15, "the second up left processes")
         assert pid_alive(server), "the second up stopped a server it does not own"
@@ -158,9 +159,10 @@ def test_kill_9_up_then_up_adopts_the_orphaned_server(config: StackConfig) -> No
         first.key()
         server = server_pid(config.data_dir)
         children = descendants(first.proc.pid) - {server}
-        assert len(children) == 2, first.output  # gateway and one worker
+        assert len(children) == 3, first.output  # gateway, one worker, its engine
         first.stop(signal.SIGKILL)
-        # Gateway and worker die with their parent; the server, by design, does not.
+        # Gateway and worker die with their parent (the engine with the worker); the
+        # server, by design, does not.
         wait_until(lambda: all_gone(children), 15, "children outlived a kill -9'd up")
         assert pid_alive(server)
 

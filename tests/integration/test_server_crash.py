@@ -52,6 +52,7 @@ async def test_kill_9_server_and_restart_loses_nothing(tmp_path: Path) -> None:
         f"127.0.0.1:{port}",
         values={"checkpoint_interval_s": 0.1, "heartbeat_timeout_s": 3.0},
         step_delay_s=0.05,
+        pool={"batch_images": 2},  # so that some jobs still wait when the server dies
     )
     settings = config.settings()
     store = open_store(settings)

@@ -17,7 +17,6 @@ import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.domain import JobSpec
 from daguerre.engine.client import TemporalEngine
 from daguerre.store import open_store
-from daguerre.workers.runtime import ModelRuntime
 from daguerre.workers.webhooks import SIGNATURE_HEADER, verify
 from daguerre.workers.worker import pool_workers
 from tests.integration.conftest import unique_tag
@@ -65,12 +64,11 @@ async def test_a_final_job_calls_its_signed_webhook(
     values = {"webhook_secret": SECRET, "retry_initial_interval_s": 0.1}
     settings = StackConfig(tmp_path, unique_tag(), temporal_address, values=values).settings()
     store = open_store(settings)
-    runtime = ModelRuntime.load(settings)
     account = store.accounts.create_account("a", "free", "api")
     spec = JobSpec(prompt="hook", model="fake", width=64, height=64, steps=2)
     store.jobs.create("job-hook", account.id, "api", spec, webhook_url=url)
     try:
-        async with pool_workers(settings, "api", temporal_client, runtime):
+        async with pool_workers(settings, "api", temporal_client):
             engine = TemporalEngine(settings, temporal_client)
             await engine.submit("job-hook", spec, "api", 3, account.id, webhook=True)
             job = await wait_terminal(store, "job-hook")
@@ -79,7 +77,6 @@ async def test_a_final_job_calls_its_signed_webhook(
                     break
                 await asyncio.sleep(0.05)
     finally:
-        runtime.close()
         store.close()
     assert job.status.value == "succeeded"
     assert len(got) == 1

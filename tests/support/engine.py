@@ -64,7 +64,7 @@ class FakeEngine:
 
     async def _render(self, job_id: str, spec: JobSpec) -> None:
         jobs, blobs = self.store.jobs, self.store.blobs
-        await anyio.to_thread.run_sync(jobs.mark_running, job_id, 1, self.steps, None)
+        await anyio.to_thread.run_sync(jobs.mark_running, job_id, self.steps, None)
         partials = partial_steps(self.steps, spec.partial_images)
         for step in range(1, self.steps + 1):
             await asyncio.sleep(self.step_delay_s)

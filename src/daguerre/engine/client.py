@@ -121,6 +121,9 @@ class TemporalEngine:
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     execution_timeout=timedelta(seconds=timeout) if timeout else None,
+                    # The render is a local activity in the workflow task: this is how
+                    # soon a task whose worker died goes to another worker.
+                    task_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
                     # Fairness keys are at most 64 bytes; account ids are far shorter.
                     priority=Priority(
                         priority_key=priority,

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 from daguerre.domain import JobSpec
 
-WORKFLOW = "GenerateImage"
+# The job workflow, whose render is a local activity; and its predecessor, whose render
+# was a regular activity (workflows started before the change replay with it).
+WORKFLOW = "GenerateImage.v2"
+WORKFLOW_WITH_ACTIVITY = "GenerateImage"
 RENDER_ACTIVITY = "daguerre.render"
 FINALIZE_ACTIVITY = "daguerre.finalize"
 NOTIFY_ACTIVITY = "daguerre.notify"
@@ -58,6 +61,10 @@ class RenderInput:
     job_id: str
     spec: JobSpec
     account_id: str | None = None
+    # The workflow's priority key and fairness key (its account): a local activity's own
+    # info does not carry them, and the worker's scheduler orders renders by them.
+    priority: int | None = None
+    fairness_key: str | None = None
 
 
 @dataclass(frozen=True)

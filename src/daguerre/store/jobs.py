@@ -12,9 +12,10 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,13 +30,26 @@ from daguerre.domain import (
 from daguerre.store.tables import ImageRow, JobRow, UTCDateTime, utcnow
 
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
+_JOBS = JobRow.__table__
+_IMAGES = ImageRow.__table__
+# A new row's columns that its insert leaves to their defaults.
+_NO_PROGRESS = {
+    "total_steps": None,
+    "preview_key": None,
+    "resumed_from_step": None,
+    "error": None,
+    "error_code": None,
+    "started_at": None,
+    "finished_at": None,
+}
 
 
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def _image(row: ImageRow) -> ImageRecord:
+def _image(row: Any) -> ImageRecord:
+    """An image row (ORM object or Core row: both have the columns as attributes)."""
     return ImageRecord(
         id=row.id,
         job_id=row.job_id,
@@ -49,7 +63,8 @@ def _image(row: ImageRow) -> ImageRecord:
     )
 
 
-def _job(row: JobRow, images: Sequence[ImageRow] = ()) -> JobRecord:
+def _job(row: Any, images: Sequence[Any] = ()) -> JobRecord:
+    """A job row (ORM object or Core row) and its images as a record."""
     return JobRecord(
         id=row.id,
         account_id=row.account_id,
@@ -95,38 +110,43 @@ class JobStore:
         webhook_url: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Record a queued (or deferred) job. Returns (job, created); an existing id
-        returns that job."""
-        row = JobRow(
-            id=job_id,
-            account_id=account_id,
-            pool=pool,
-            model=spec.model,
-            status=status.value,
-            spec=dataclasses.asdict(spec),
-            step=0,
-            attempts=0,
-            tier=tier,
-            priority=priority,
-            degraded=degraded,
-            webhook_url=webhook_url,
-        )
+        returns that job. Core statements, not the ORM's unit of work: this and ``get``
+        are on every request's path (profiled: most of a busy gateway's database time)."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": job_id,
+            "account_id": account_id,
+            "pool": pool,
+            "model": spec.model,
+            "status": status.value,
+            "spec": dataclasses.asdict(spec),
+            "step": 0,
+            "attempts": 0,
+            "preemptions": 0,
+            "tier": tier,
+            "priority": priority,
+            "degraded": degraded,
+            "webhook_url": webhook_url,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
-            with self._sessions.begin() as session:
-                session.add(row)
-            return _job(row), True
+            with self._engine.begin() as conn:
+                conn.execute(insert(JobRow).values(**values))
         except IntegrityError:
             existing = self.get(job_id)
             if existing is None:  # an account vanished underneath us; not a duplicate
                 raise
             return existing, False
+        return _job(SimpleNamespace(**_NO_PROGRESS, **values)), True
 
     def get(self, job_id: str) -> JobRecord | None:
-        with self._sessions() as session:
-            row = session.get(JobRow, job_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(select(_JOBS).where(JobRow.id == job_id)).first()
             if row is None:
                 return None
-            images = session.scalars(select(ImageRow).where(ImageRow.job_id == job_id)).all()
-            return _job(row, images)
+            images = conn.execute(select(_IMAGES).where(ImageRow.job_id == job_id)).all()
+        return _job(row, images)
 
     def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """(status, step) of each of ``job_ids`` that exists: what a watcher compares."""
@@ -262,11 +282,9 @@ class JobStore:
         with self._engine.begin() as conn:
             yield JobChanges(conn, self._engine.dialect.name)
 
-    def mark_running(
-        self, job_id: str, attempt: int, total_steps: int, resumed_from_step: int | None
-    ) -> bool:
+    def mark_running(self, job_id: str, total_steps: int, resumed_from_step: int | None) -> bool:
         with self.changes() as changes:
-            return changes.mark_running(job_id, attempt, total_steps, resumed_from_step)
+            return changes.mark_running(job_id, total_steps, resumed_from_step)
 
     def requeue(self, job_id: str, step: int, status: JobStatus = JobStatus.QUEUED) -> bool:
         with self.changes() as changes:
@@ -313,16 +331,16 @@ class JobChanges:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    def mark_running(
-        self, job_id: str, attempt: int, total_steps: int, resumed_from_step: int | None
-    ) -> bool:
-        """Start (or restart) a render. False if the job has already finished."""
+    def mark_running(self, job_id: str, total_steps: int, resumed_from_step: int | None) -> bool:
+        """Start (or restart: one more attempt) a render. False if the job has already
+        finished. Attempts are counted here, not taken from Temporal: a render that is a
+        local activity starts again at attempt 1 when its workflow task changes worker."""
         now = utcnow()
         return self._update(
             job_id,
             JobRow.status.not_in(_TERMINAL),
             status=JobStatus.RUNNING.value,
-            attempts=attempt,
+            attempts=JobRow.attempts + 1,
             total_steps=total_steps,
             resumed_from_step=resumed_from_step,
             step=resumed_from_step or 0,

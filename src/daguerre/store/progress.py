@@ -55,6 +55,7 @@ class _Watch:
     job_id: str
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     seen: tuple[str, int] | None = None  # (status, step) the watcher last read
+    polled: tuple[str, int] | None = None  # what the last poll found (None: no such job)
 
 
 class PollingProgressFeed:
@@ -115,6 +116,7 @@ class PollingProgressFeed:
             for job_id in ids:
                 state = states.get(job_id)
                 for watch in self._watches.get(job_id, []):
+                    watch.polled = state
                     if state is None or state != watch.seen:
                         watch.changed.set()
 
@@ -161,10 +163,19 @@ class PollingProgressFeed:
                 yield ProgressEvent(TERMINAL_EVENT[job.status], job)
 
     async def wait(self, job_id: str) -> JobRecord | None:
-        last: JobRecord | None = None
-        async for job in self._changes(job_id):
-            last = job
-        return last
+        """The job once it is terminal: it follows the polled status alone, and reads
+        the whole row (with its images) once, at the end."""
+        watch = self._register(job_id)
+        try:
+            while True:
+                await watch.changed.wait()
+                watch.changed.clear()
+                state = watch.polled
+                if state is None or JobStatus(state[0]).is_terminal:
+                    return await anyio.to_thread.run_sync(self._jobs.get, job_id)
+                watch.seen = state
+        finally:
+            self._unregister(watch)
 
 
 def announcer(settings: Settings) -> Callable[[set[str]], None] | None:

@@ -44,23 +44,25 @@ from daguerre.store import Store
 from daguerre.store.progress import announcer
 from daguerre.workers.checkpoints import Checkpoints
 from daguerre.workers.edits import EditInputs, load_edit_inputs
-from daguerre.workers.engine import Engine, RenderJob, SwapStore, Ticket, Update
+from daguerre.workers.engine import RenderJob, Update
+from daguerre.workers.engine_client import Driver, Engine, ProcessDriver, Ticket
 from daguerre.workers.job_rows import JobRows
 from daguerre.workers.progress import JobRef, Progress
 from daguerre.workers.results import store_images
-from daguerre.workers.runtime import ModelRuntime
-from daguerre.workers.scheduler import Scheduler
+from daguerre.workers.runtime import requests_for
 
 log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Temporal hears from a render every ``interval_s`` at most, starting that long
-    after it began: enough to notice a dead worker (and to deliver a cancel) within the
-    heartbeat timeout. Resuming needs no heartbeat: it reads the newest checkpoint."""
+    """A render that is a regular activity (of a workflow started before renders were
+    local) tells Temporal it is alive every ``interval_s`` at most, starting that long
+    after it began. A local activity needs none: the worker heartbeats its workflow task.
+    Resuming needs no heartbeat either: it reads the newest checkpoint."""
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, local: bool) -> None:
         self.interval_s = interval_s
+        self._local = local
         self._next = time.monotonic() + interval_s
         self.step = 0
 
@@ -68,7 +70,7 @@ class Heartbeat:
         if update is not None:
             self.step = update.step
         now = time.monotonic()
-        if now >= self._next:
+        if not self._local and now >= self._next:
             self._next = now + self.interval_s
             activity.heartbeat({"step": self.step})
 
@@ -86,33 +88,35 @@ async def _updates(ticket: Ticket, keepalive_s: float) -> AsyncIterator[Update |
 class RenderActivities:
     def __init__(
         self,
-        runtime: ModelRuntime,
         store: Store,
         settings: Settings,
         engine: Engine,
         rows: JobRows,
         checkpoints: Checkpoints,
     ) -> None:
-        self._runtime = runtime
         self._store = store
         self._settings = settings
         self._engine = engine
         self._rows = rows
         self._checkpoints = checkpoints
         self._progress = Progress(rows, store.blobs)
+        assert engine.info is not None, "start the engine first"
+        self.batch_images = engine.info.batch_images
         # A third of the timeout: two beats may be late before Temporal gives up on it.
         self._heartbeat_s = settings.heartbeat_timeout_s / 3
 
     @activity.defn(name=RENDER_ACTIVITY)
     async def render(self, inp: RenderInput) -> RenderOutput:
-        if inp.spec.model != self._runtime.name:
+        if inp.spec.model != self._settings.model:
             raise ApplicationError(
                 f"model {inp.spec.model!r} is not served by this pool "
-                f"(its workers run {self._runtime.name!r})",
+                f"(its workers run {self._settings.model!r})",
                 type="WrongModel",
             )
         info = activity.info()
-        priority = (info.priority.priority_key if info.priority else None) or priorities.DEFAULT
+        # From the workflow (a local activity's own info has none), else the activity's.
+        priority = inp.priority or info.priority.priority_key or priorities.DEFAULT
+        fairness_key = inp.fairness_key or info.priority.fairness_key or ""
         job = JobRef(inp.job_id, inp.spec, info.attempt, priority)
         if info.attempt > 1:
             # An earlier attempt may have finished the job (or its owner cancelled it).
@@ -120,14 +124,14 @@ class RenderActivities:
             if JobStatus(current.status).is_terminal:
                 return current
         try:
-            return await self._render(job, inp, info.priority.fairness_key or "")
+            return await self._render(job, inp, fairness_key)
         except ModelInputError as err:
             raise ApplicationError(str(err), type="ModelInputError") from err
 
     async def _render(self, job: JobRef, inp: RenderInput, fairness_key: str) -> RenderOutput:
-        edit = await anyio.to_thread.run_sync(load_edit_inputs, self._store.blobs, inp.spec)
-        request = await self._request(job, edit, fairness_key)
-        heartbeat = Heartbeat(self._heartbeat_s)
+        edit, resume = await anyio.to_thread.run_sync(self._inputs, job)
+        request = self._request(job, edit, resume, fairness_key)
+        heartbeat = Heartbeat(self._heartbeat_s, activity.info().is_local)
         results: list[RenderResult] = []
         self._rows.track(job.job_id)
         try:
@@ -136,7 +140,6 @@ class RenderActivities:
                     heartbeat.beat(update)
                     if update is None:
                         continue
-                    ticket.watch(self._rows.watched(job.job_id))
                     if update.checkpoint is not None:
                         await self._checkpoints.save(job.job_id, update.step, update.checkpoint)
                     if update.kind == "failed":
@@ -145,17 +148,29 @@ class RenderActivities:
                     if update.kind == "finished":
                         results = update.results or []
                         break
-                    if not await self._progress.publish(job, update):
+                    if update.kind == "stopped" or not await self._progress.publish(job, update):
                         return await self._current(job.job_id)  # cancelled meanwhile
         finally:
             self._rows.untrack(job.job_id)
-        return await self._complete(job, inp, results, edit)
+        return await self._complete(job, inp, results, edit, resumed=request.resume is not None)
 
-    async def _request(self, job: JobRef, edit: EditInputs, fairness_key: str) -> RenderJob:
-        """What the engine needs, with the newest checkpoint for a retried attempt."""
+    def _inputs(self, job: JobRef) -> tuple[EditInputs, tuple[int, bytes] | None]:
+        """An edit's images, and the job's newest checkpoint: one trip to the blob store.
+        A local activity's attempt counts again from 1 when its workflow task moves to
+        another worker (its first worker died), so a checkpoint is looked for every time
+        (a listing of an empty folder, for a job that never had one)."""
+        return load_edit_inputs(self._store.blobs, job.spec), self._checkpoints.latest(job.job_id)
+
+    def _request(
+        self,
+        job: JobRef,
+        edit: EditInputs,
+        resume: tuple[int, bytes] | None,
+        fairness_key: str,
+    ) -> RenderJob:
+        """What the engine needs, with the checkpoint to resume from."""
         spec, settings = job.spec, self._settings
-        requests = self._runtime.requests_for(spec, edit.source, edit.mask, edit.encoding)
-        resume = await self._checkpoints.latest(job.job_id) if job.attempt > 1 else None
+        requests = requests_for(spec, edit.source, edit.mask, edit.encoding)
         if resume is not None:
             log.info("job %s: attempt %d resumes at step %d", job.job_id, job.attempt, resume[0])
         return RenderJob(
@@ -170,7 +185,12 @@ class RenderActivities:
         )
 
     async def _complete(
-        self, job: JobRef, inp: RenderInput, results: list[RenderResult], edit: EditInputs
+        self,
+        job: JobRef,
+        inp: RenderInput,
+        results: list[RenderResult],
+        edit: EditInputs,
+        resumed: bool,
     ) -> RenderOutput:
         job_id = job.job_id
         account_id = inp.account_id or await self._account_of(job_id)
@@ -179,7 +199,7 @@ class RenderActivities:
         )
         if not await self._rows.change(job_id, lambda c: c.complete(job_id, images)):
             return await self._current(job_id)
-        await self._checkpoints.clear(job_id, written_elsewhere=job.attempt > 1)
+        await self._checkpoints.clear(job_id, written_elsewhere=resumed or job.attempt > 1)
         return RenderOutput(job_id, JobStatus.SUCCEEDED.value, [i.id for i in images])
 
     @activity.defn(name=FINALIZE_ACTIVITY)
@@ -207,29 +227,22 @@ class RenderActivities:
 
 @asynccontextmanager
 async def render_activities(
-    runtime: ModelRuntime, store: Store, settings: Settings, pool: PoolSettings
+    store: Store, settings: Settings, pool: PoolSettings, driver: Driver | None = None
 ) -> AsyncIterator[RenderActivities]:
     """A worker process's render activities with what they share, running for the
-    block: the engine (model, scheduler, loop), the batched job-row writer and the
-    checkpoint store."""
-    checkpoints = Checkpoints(store.blobs)
-    scheduler = Scheduler(
-        pool.batch_images or runtime.model.batch_images,
-        preemption=pool.preemption,
-        max_pauses=settings.max_preemptions,
-        memory_budget=pool.paused_memory_mb * 2**20,
+    block: the engine (its core in a process of its own, unless ``driver`` says
+    otherwise), the batched job-row writer and the checkpoint store."""
+    engine = Engine(driver or ProcessDriver(settings, pool))
+    await engine.start()
+    rows = JobRows(
+        store.jobs,
+        settings.progress_interval_s,
+        announce=announcer(settings),
+        listen=engine.flags,
     )
-    engine = Engine(
-        runtime.model,
-        scheduler,
-        runtime.call,
-        SwapStore(checkpoints.save, checkpoints.load),
-    )
-    rows = JobRows(store.jobs, settings.progress_interval_s, announce=announcer(settings))
-    engine.start()
     rows.start()
     try:
-        yield RenderActivities(runtime, store, settings, engine, rows, checkpoints)
+        yield RenderActivities(store, settings, engine, rows, Checkpoints(store.blobs))
     finally:
-        await engine.stop()
         await rows.stop()
+        await engine.stop()

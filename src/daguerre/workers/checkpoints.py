@@ -28,23 +28,28 @@ class Checkpoints:
         self._blobs = blobs
         self._last: dict[str, str] = {}  # job id -> its newest key written here
 
-    async def save(self, job_id: str, step: int, data: bytes) -> None:
+    def put(self, job_id: str, step: int, data: bytes) -> None:
+        """Save a state (blocking), and drop the one this store saved before it."""
         key = checkpoint_key(job_id, step)
-        await anyio.to_thread.run_sync(self._blobs.put, key, data)
+        self._blobs.put(key, data)
         previous = self._last.get(job_id)
         self._last[job_id] = key
         if previous is not None and previous != key:
-            await anyio.to_thread.run_sync(self._blobs.delete, previous)
+            self._blobs.delete(previous)
 
-    async def load(self, job_id: str, step: int) -> bytes:
-        return await anyio.to_thread.run_sync(self._blobs.get, checkpoint_key(job_id, step))
+    def get(self, job_id: str, step: int) -> bytes:
+        return self._blobs.get(checkpoint_key(job_id, step))
 
-    async def latest(self, job_id: str) -> tuple[int, bytes] | None:
-        """The newest saved state of a job and its step, or None if it has none."""
-        keys = await anyio.to_thread.run_sync(self._blobs.keys, f"checkpoints/{job_id}")
+    async def save(self, job_id: str, step: int, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self.put, job_id, step, data)
+
+    def latest(self, job_id: str) -> tuple[int, bytes] | None:
+        """The newest saved state of a job and its step, or None if it has none.
+        Blocking: call it from a thread."""
+        keys = self._blobs.keys(f"checkpoints/{job_id}")
         for key in sorted(keys, key=_step, reverse=True):
             try:
-                return _step(key), await anyio.to_thread.run_sync(self._blobs.get, key)
+                return _step(key), self._blobs.get(key)
             except KeyError:
                 continue  # deleted meanwhile by the attempt that wrote a newer one
         return None

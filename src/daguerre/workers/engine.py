@@ -1,20 +1,24 @@
-"""The engine: one loop per worker process that owns the model and steps every render
-the process holds in one batch (iteration-level scheduling, as Orca and vLLM do).
+"""The engine core: the model and the scheduler, stepping every render a worker holds in
+one batch (iteration-level scheduling, as Orca and vLLM do).
 
-Render activities ``submit`` their job and read its ``updates``; they never touch the
-model. Each tick of the loop:
+It is synchronous and single-threaded on purpose. It runs in a process of its own
+(workers/engine_client.py): a model's Python glue takes and gives back the GIL around
+every tensor operation, and next to an event loop busy with Temporal it waited for the
+GIL for more than half of each step (measured with py-spy). Render activities reach it
+through ``engine_client.Engine``; they never touch the model.
 
-1. asks the scheduler (workers/scheduler.py) for the running set: who joins, who is
+Each ``tick``:
+
+1. drops renders whose jobs ended elsewhere (cancelled by their owner);
+2. asks the scheduler (workers/scheduler.py) for the running set: who joins, who is
    paused for higher-priority work, whose paused state is written out (swapped);
-2. runs, in the model's thread, everything the model does for that set: write out the
-   swapped states, start or resume the joiners, one ``step_many`` for the set, and for
-   each render what its step produced (a checkpoint when one is due, a preview when
-   someone watches, a partial image at its steps, the images when it finishes);
-3. hands each render its update, on the event loop.
+3. writes out the swapped states, starts or resumes the joiners, runs one
+   ``step_many`` for the set, and for each render collects what its step produced: a
+   checkpoint when one is due, a preview when someone watches, a partial image at its
+   steps, the images when it finishes.
 
 A render that finishes leaves at once and a waiting one joins at the very next tick. A
-lone render starts at once: there is no batching window. Model work happens only in
-the tick, in one thread, so the model is never used concurrently.
+lone render starts at once: there is no batching window.
 
 A failed shared step cannot tell whose fault it was: every render in it goes back to
 where it started in this process and runs alone (``solo``) from then on, so that a
@@ -23,20 +27,22 @@ request that breaks the model fails on its own and its batch-mates only lose tim
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from PIL import Image
 
 from daguerre.domain import partial_steps
-from daguerre.models.base import ImageModel, RenderRequest, RenderResult, RenderState
-from daguerre.workers.scheduler import Plan, Render, Scheduler
+from daguerre.models.base import (
+    ImageModel,
+    ModelInputError,
+    RenderRequest,
+    RenderResult,
+    RenderState,
+)
+from daguerre.workers.scheduler import Render, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ class RenderJob:
     requests: list[RenderRequest]
     priority: int
     fairness_key: str
-    # A checkpoint to resume from (a retried attempt), with the step it was taken at.
+    # A checkpoint to resume from (a retried attempt).
     resume: bytes | None = None
     # Partial images of image 0 a streaming client asked for (see domain.partial_steps).
     partial_images: int = 0
@@ -57,8 +63,6 @@ class RenderJob:
     checkpoint_interval_s: float = 1.0
     # Seconds between two previews while someone watches; 0: after every step.
     preview_interval_s: float = 0.1
-    # How many times it may pause, counting earlier attempts.
-    pauses_so_far: int = 0
 
 
 @dataclass
@@ -66,9 +70,11 @@ class Update:
     """Something that happened to a render, in the order it happened.
 
     ``started``: it has a state (``resumed_from`` is the checkpoint's step, if any).
-    ``step``: it finished step ``step`` (with what that step produced).
+    ``step``: it finished step ``step`` (with what that step produced); sent only when
+    the step produced something, or someone watches the job.
     ``paused``/``resumed``: it left the running set for higher-priority work / came back.
     ``finished``: ``results`` hold its images. ``failed``: ``error`` says why.
+    ``stopped``: its job ended elsewhere (its owner cancelled it); the engine dropped it.
     """
 
     kind: str
@@ -82,25 +88,21 @@ class Update:
     error: BaseException | None = None
 
 
+@dataclass
 class SwapStore:
-    """Where swapped-out states go: the checkpoint store, by job and step."""
+    """Where swapped-out states go: the checkpoint store, by job and step (blocking)."""
 
-    def __init__(
-        self,
-        save: Callable[[str, int, bytes], Awaitable[None]],
-        load: Callable[[str, int], Awaitable[bytes]],
-    ) -> None:
-        self.save = save
-        self.load = load
+    save: Callable[[str, int, bytes], None]
+    load: Callable[[str, int], bytes]
 
 
 @dataclass(eq=False)
-class Ticket:
+class _Ticket:
     """One render inside the engine: its job, its scheduling record and its state."""
 
+    key: str  # the submitter's name for it (unique while it is held)
     job: RenderJob
     render: Render
-    updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
     state: RenderState | None = None
     step: int = 0
     total_steps: int = 0
@@ -110,152 +112,125 @@ class Ticket:
     started: bool = False
     paused: bool = False
     solo: bool = False
-    watched: bool = False
     last_checkpoint: float = 0.0
     last_preview: float = 0.0
     partial_steps: list[int] = field(default_factory=list)
 
-    def watch(self, on: bool) -> None:
-        """Someone watches (or stopped watching) the job: previews are wanted."""
-        self.watched = on
+
+def portable(err: BaseException) -> BaseException:
+    """An error that survives pickling to another process and keeps what matters: a
+    ModelInputError stays one (the job fails at once); anything else is retried."""
+    if isinstance(err, ModelInputError):
+        return ModelInputError(str(err))
+    return RuntimeError(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
 
 
-@dataclass
-class _Tick:
-    """A plan resolved to tickets (on the event loop), and what running it produced (in
-    the model's thread)."""
-
-    run: list[Ticket]
-    pause: list[Ticket]
-    swap: list[Ticket]
-    updates: list[tuple[Ticket, Update]] = field(default_factory=list)
-    swapped: list[tuple[Ticket, int, bytes]] = field(default_factory=list)
-    done: list[Ticket] = field(default_factory=list)  # finished or failed: they leave
-
-    def emit(self, ticket: Ticket, update: Update) -> None:
-        self.updates.append((ticket, update))
+Heard = list[tuple[str, Update]]
 
 
-ModelCall = Callable[[Callable[[], Any]], Awaitable[Any]]
-
-
-class Engine:
+class EngineCore:
     def __init__(
         self,
         model: ImageModel,
         scheduler: Scheduler,
-        call: ModelCall,
         swap: SwapStore,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._model = model
         self._scheduler = scheduler
-        self._call = call  # runs a function in the model's thread
         self._swap = swap
         self._clock = clock
-        self._tickets: dict[int, Ticket] = {}  # by id(render); touched on the loop only
-        self._work = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tickets: dict[str, _Ticket] = {}
+        self._by_render: dict[int, _Ticket] = {}
+        # Job ids someone watches (their renders show previews and every step), and job
+        # ids that ended elsewhere (their renders are dropped): the job rows say.
+        self.watched: set[str] = set()
+        self.stopped: set[str] = set()
         self.ticks = 0
 
-    # --- for render activities -----------------------------------------------------------
-    @asynccontextmanager
-    async def render(self, job: RenderJob) -> AsyncIterator[Ticket]:
-        """Hold ``job`` in the engine for the duration of the block."""
+    # --- membership ----------------------------------------------------------------------
+    def submit(self, key: str, job: RenderJob) -> None:
         render = Render(job.job_id, job.priority, job.fairness_key, len(job.requests))
-        render.pauses = job.pauses_so_far
-        ticket = Ticket(job, render, origin=job.resume)
-        self._tickets[id(render)] = ticket
+        ticket = _Ticket(key, job, render, origin=job.resume)
+        self._tickets[key] = ticket
+        self._by_render[id(render)] = ticket
         self._scheduler.add(render)
-        self._work.set()
-        try:
-            yield ticket
-        finally:
-            self._scheduler.remove(render)
-            del self._tickets[id(render)]
+
+    def withdraw(self, key: str) -> None:
+        """Forget a render (its activity ended: done, or cancelled)."""
+        ticket = self._tickets.pop(key, None)
+        if ticket is not None:
+            self._scheduler.remove(ticket.render)
+            self._by_render.pop(id(ticket.render), None)
 
     @property
     def holding(self) -> int:
-        """Renders in the engine: running, paused or waiting."""
+        """Renders held: running, paused or waiting."""
         return len(self._tickets)
 
-    # --- the loop ------------------------------------------------------------------------
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="daguerre-engine")
+    @property
+    def runnable(self) -> bool:
+        """Whether a tick would do anything."""
+        return bool(self._scheduler.renders)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            await self._work.wait()
-            plan = self._scheduler.plan()
-            if not plan.run and not plan.swap:
-                self._work.clear()
-                continue
-            tick = self._resolve(plan)
-            await self._swap_in(tick)
-            await self._call(functools.partial(self._tick, tick))
-            self.ticks += 1
-            for ticket in tick.done:
-                self._scheduler.remove(ticket.render)
-            for ticket, step, data in tick.swapped:
-                await self._swap.save(ticket.job.job_id, step, data)
-                ticket.swapped_at = step
-                ticket.render.swapped, ticket.render.nbytes = True, 0
-            for ticket, update in tick.updates:
-                # A ticket whose activity has left (cancelled) is no longer listed.
-                if id(ticket.render) in self._tickets:
-                    ticket.updates.put_nowait(update)
-
-    def _resolve(self, plan: Plan) -> _Tick:
-        def tickets(renders: list[Render]) -> list[Ticket]:
-            return [self._tickets[id(r)] for r in renders]
-
-        return _Tick(tickets(plan.run), tickets(plan.pause), tickets(plan.swap))
-
-    async def _swap_in(self, tick: _Tick) -> None:
-        """Read back the states of swapped renders that run again."""
-        for ticket in tick.run:
-            if ticket.swapped_at is not None:
-                ticket.origin = await self._swap.load(ticket.job.job_id, ticket.swapped_at)
-                ticket.state, ticket.swapped_at = None, None
-                ticket.render.swapped = False
-
-    # --- in the model's thread -----------------------------------------------------------
-    def _tick(self, tick: _Tick) -> None:
+    # --- one tick ------------------------------------------------------------------------
+    def tick(self) -> Heard:
+        """One batched step of the running set; what each render should hear."""
+        out: Heard = []
+        self._drop_stopped(out)
+        plan = self._scheduler.plan()
+        if not plan.run and not plan.swap:
+            return out
+        self.ticks += 1
         model = self._model
-        for ticket in tick.pause:
+        for render in plan.pause:
+            ticket = self._by_render[id(render)]
             ticket.paused = True
-            tick.emit(ticket, Update("paused", ticket.step, ticket.total_steps))
-        for ticket in tick.swap:
+            out.append((ticket.key, Update("paused", ticket.step, ticket.total_steps)))
+        for render in plan.swap:
+            ticket = self._by_render[id(render)]
             if ticket.state is not None:
-                tick.swapped.append((ticket, ticket.state.step, model.save_state(ticket.state)))
-                ticket.state = None
-        shared: list[Ticket] = []
-        alone: list[Ticket] = []
-        for ticket in tick.run:
-            if ticket.state is None and not self._begin(ticket, tick):
+                step = ticket.state.step
+                self._swap.save(ticket.job.job_id, step, model.save_state(ticket.state))
+                ticket.state, ticket.swapped_at = None, step
+                render.swapped, render.nbytes = True, 0
+        shared: list[_Ticket] = []
+        alone: list[_Ticket] = []
+        for render in plan.run:
+            ticket = self._by_render[id(render)]
+            if ticket.state is None and not self._begin(ticket, out):
                 continue
             if ticket.paused:
                 ticket.paused = False
-                tick.emit(ticket, Update("resumed", ticket.step, ticket.total_steps))
+                out.append((ticket.key, Update("resumed", ticket.step, ticket.total_steps)))
             (alone if ticket.solo else shared).append(ticket)
         for group in ([shared] if shared else []) + [[t] for t in alone]:
-            self._step(group, tick)
+            self._step(group, out)
+        return out
 
-    def _begin(self, ticket: Ticket, tick: _Tick) -> bool:
+    def _drop_stopped(self, out: Heard) -> None:
+        for ticket in list(self._tickets.values()):
+            if ticket.job.job_id in self.stopped:
+                out.append((ticket.key, Update("stopped", ticket.step, ticket.total_steps)))
+                self.withdraw(ticket.key)
+
+    def _leave(self, ticket: _Ticket) -> None:
+        """A finished or failed render leaves the batch (its activity withdraws it)."""
+        self._scheduler.remove(ticket.render)
+
+    def _begin(self, ticket: _Ticket, out: Heard) -> bool:
         """Start or resume ``ticket``'s state; False (and a failed update) if it cannot."""
         job = ticket.job
+        if ticket.swapped_at is not None:
+            ticket.origin = self._swap.load(job.job_id, ticket.swapped_at)
+            ticket.swapped_at, ticket.render.swapped = None, False
         try:
             if ticket.origin is not None:
                 state = self._model.load_state(ticket.origin, job.requests)
             else:
                 state = self._model.start(job.requests)
         except Exception as err:  # the render fails, the engine goes on
-            self._fail(ticket, err, tick)
+            self._fail(ticket, err, out)
             return False
         ticket.state, ticket.step, ticket.total_steps = state, state.step, state.total_steps
         ticket.partial_steps = partial_steps(state.total_steps, job.partial_images)
@@ -266,20 +241,21 @@ class Engine:
         if not ticket.started:
             ticket.started = True
             resumed_from = state.step if job.resume is not None else None
-            tick.emit(ticket, Update("started", state.step, state.total_steps, resumed_from))
+            out.append((ticket.key, Update("started", state.step, state.total_steps, resumed_from)))
         return True
 
-    def _fail(self, ticket: Ticket, err: BaseException, tick: _Tick) -> None:
-        tick.emit(ticket, Update("failed", ticket.step, ticket.total_steps, error=err))
-        tick.done.append(ticket)
+    def _fail(self, ticket: _Ticket, err: BaseException, out: Heard) -> None:
+        update = Update("failed", ticket.step, ticket.total_steps, error=portable(err))
+        out.append((ticket.key, update))
+        self._leave(ticket)
 
-    def _step(self, group: list[Ticket], tick: _Tick) -> None:
+    def _step(self, group: list[_Ticket], out: Heard) -> None:
         states = [t.state for t in group if t.state is not None]
         try:
             after = self._model.step_many(states)
         except Exception as err:  # see the module docstring
             if len(group) == 1:
-                self._fail(group[0], err, tick)
+                self._fail(group[0], err, out)
                 return
             log.warning("a shared step of %d renders failed (%s); each runs alone", len(group), err)
             for ticket in group:
@@ -290,19 +266,20 @@ class Engine:
             ticket.render.steps_left = state.total_steps - state.step
             if state.step != ticket.step:
                 ticket.step = state.step
-                self._produce(ticket, state, tick)
+                self._produce(ticket, state, out)
 
-    def _produce(self, ticket: Ticket, state: RenderState, tick: _Tick) -> None:
+    def _produce(self, ticket: _Ticket, state: RenderState, out: Heard) -> None:
         """What ``ticket``'s finished step yields: its images, or a step update."""
         model, job, now = self._model, ticket.job, self._clock()
         if state.step >= state.total_steps:
             try:
                 results = model.finish(state)
             except Exception as err:
-                self._fail(ticket, err, tick)
+                self._fail(ticket, err, out)
                 return
-            tick.emit(ticket, Update("finished", state.step, state.total_steps, results=results))
-            tick.done.append(ticket)
+            done = Update("finished", state.step, state.total_steps, results=results)
+            out.append((ticket.key, done))
+            self._leave(ticket)
             return
         update = Update("step", state.step, state.total_steps)
         if now - ticket.last_checkpoint >= job.checkpoint_interval_s:
@@ -312,7 +289,11 @@ class Engine:
             image = model.preview(state, 0)
             if image is not None:
                 update.partial = (ticket.partial_steps.index(state.step), image)
-        if ticket.watched and now - ticket.last_preview >= job.preview_interval_s:
+        watched = job.job_id in self.watched
+        if watched and now - ticket.last_preview >= job.preview_interval_s:
             update.preview = model.preview(state, 0)
             ticket.last_preview = now
-        tick.emit(ticket, update)
+        # A step with nothing to show for an unwatched job is not worth waking its
+        # activity for: its row learns the outcome when the render ends.
+        if watched or update.checkpoint or update.partial:
+            out.append((ticket.key, update))

@@ -5,8 +5,10 @@ Written one by one, each change costs a thread hop and a transaction; here every
 asked for in one turn of the event loop goes to the database in one transaction, in one
 thread hop:
 
-- ``change`` (a render started, paused, resumed or completed) is flushed at once and
-  says whether it applied (a terminal status is sticky: False means the job is over);
+- ``change`` (a render completed) is flushed at once and says whether it applied (a
+  terminal status is sticky: False means the job is over); ``note`` (a render started,
+  paused or resumed) is flushed the same way but not waited for: if it does not apply,
+  the job counts as stopped;
 - ``progress`` (a step, and the preview it wrote) is coalesced per job, latest wins,
   and written at most every ``interval_s``: watchers poll rows every ~150 ms;
 - a flush also asks about the renders' jobs (new ones at once, all of them every
@@ -48,11 +50,14 @@ class JobRows:
         interval_s: float = 0.1,
         liveness_s: float = 1.0,
         announce: Callable[[set[str]], None] | None = None,
+        listen: Callable[[set[str], set[str]], None] | None = None,
     ) -> None:
         self._jobs = jobs
         self._interval_s = interval_s
         self._liveness_s = liveness_s
         self._announce = announce
+        # Told (watched, stopped) after every flush: the engine acts on both.
+        self._listen = listen
         self._batch = _Batch()
         self._tracked: set[str] = set()
         self._unchecked: set[str] = set()  # tracked since the last check
@@ -72,6 +77,24 @@ class JobRows:
         self._urgent.set()
         self._wake.set()
         return await future
+
+    def note(self, job_id: str, change: Change) -> None:
+        """Apply ``change`` at the next flush without waiting for it; if it does not
+        apply (the job is over), ``stopped(job_id)`` says so from then on."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: self._noted(job_id, f))
+        self._batch.changes.append((job_id, change, future))
+        self._urgent.set()
+        self._wake.set()
+
+    def _noted(self, job_id: str, future: asyncio.Future[bool]) -> None:
+        # Only a change the database refused; one that failed to reach it is no reason to
+        # stop a render (its next flush, or its end, tries again).
+        refused = not future.cancelled() and future.exception() is None and not future.result()
+        if refused and job_id in self._tracked:
+            self._stopped.add(job_id)
+            if self._listen is not None:
+                self._listen(self._watched, self._stopped)
 
     def progress(self, job_id: str, step: int, preview_key: str | None = None) -> None:
         """Note a step (and its preview) for the next progress flush."""
@@ -145,6 +168,8 @@ class JobRows:
             return
         self._stopped |= stopped & self._tracked
         self._watched = (self._watched - check) | (watched & self._tracked)
+        if self._listen is not None:
+            self._listen(self._watched, self._stopped)
         for (_, _, future), ok in zip(batch.changes, applied, strict=True):
             if not future.done():
                 future.set_result(ok)

@@ -40,21 +40,21 @@ class Progress:
 
     async def publish(self, job: JobRef, update: Update) -> bool:
         job_id, step = job.job_id, update.step
+        # Row changes are noted, not waited for: they go out with this turn's batch, and
+        # one that finds the job over (cancelled) makes stopped() say so.
         if update.kind == "started":
             total, resumed_from = update.total_steps, update.resumed_from
             if resumed_from is None and job.attempt > 1:
                 resumed_from = 0  # a retry with no checkpoint to resume from: from scratch
-            return await self._rows.change(
-                job_id, lambda c: c.mark_running(job_id, job.attempt, total, resumed_from)
-            )
-        if update.kind == "paused":
+            self._rows.note(job_id, lambda c: c.mark_running(job_id, total, resumed_from))
+        elif update.kind == "paused":
             waits_as = (
                 JobStatus.DEFERRED if priorities.is_deferred(job.priority) else JobStatus.QUEUED
             )
-            return await self._rows.change(job_id, lambda c: c.requeue(job_id, step, waits_as))
-        if update.kind == "resumed":
-            return await self._rows.change(job_id, lambda c: c.resume_running(job_id, step))
-        if update.kind == "step":
+            self._rows.note(job_id, lambda c: c.requeue(job_id, step, waits_as))
+        elif update.kind == "resumed":
+            self._rows.note(job_id, lambda c: c.resume_running(job_id, step))
+        elif update.kind == "step":
             if update.partial is not None:
                 index, image = update.partial
                 await anyio.to_thread.run_sync(self._put_partial, job, index, image)

@@ -10,16 +10,16 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from daguerre.config import Settings
 from daguerre.engine.client import connect
-from daguerre.engine.workflows import GenerateImage
+from daguerre.engine.workflows import GenerateImage, GenerateImageWithActivity
 from daguerre.priority import control_queue, express_queue
 from daguerre.store import open_store
 from daguerre.workers.activities import render_activities
-from daguerre.workers.runtime import ModelRuntime
+from daguerre.workers.engine_client import Driver
 from daguerre.workers.webhooks import WebhookActivities
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # datetime) through unchecked, so the tests run the workflow under "strict", where any
 # wall clock, randomness or I/O in workflow code fails.
 WORKFLOW_RUNNERS = {
+    "off": UnsandboxedWorkflowRunner(),
     "strict": SandboxedWorkflowRunner(),
     "fast": SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
@@ -55,31 +56,36 @@ async def connect_with_retry(settings: Settings, timeout_s: float = 60.0) -> Cli
 
 @asynccontextmanager
 async def pool_workers(
-    settings: Settings, pool: str, client: Client, runtime: ModelRuntime
+    settings: Settings, pool: str, client: Client, driver: Driver | None = None
 ) -> AsyncIterator[list[Worker]]:
-    """The Temporal workers of one pool, running until the block ends."""
+    """The Temporal workers of one pool, running until the block ends. The engine's core
+    (and the model) runs in a process of its own unless ``driver`` says otherwise."""
     if pool not in settings.pools:
         raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
     pool_settings = settings.pools[pool]
     store = open_store(settings)
-    # Renders one worker process holds: its batch budget (at most one job per image of
-    # it runs) plus a waiting room, so that the next renders are already here, in
-    # priority order, when a step frees room in the batch.
-    budget = pool_settings.batch_images or runtime.model.batch_images
-    slots = budget + pool_settings.waiting_room
     webhooks = WebhookActivities(store, settings)
     try:
-        async with render_activities(runtime, store, settings, pool_settings) as activities:
+        async with render_activities(store, settings, pool_settings, driver) as activities:
+            # Renders one worker process holds, per job queue: its batch budget (at most
+            # one job per image of it runs) plus a waiting room, so that the next renders
+            # are already here, in priority order, when a step frees room in the batch.
+            # A render is a local activity inside its workflow task, so it holds a
+            # workflow task slot too (plus a few for tasks that start no render: a job's
+            # last task, cancels).
+            slots = activities.batch_images + pool_settings.waiting_room
 
             def jobs_worker(task_queue: str) -> Worker:
                 """Workflows and renders of one of the pool's two job queues."""
                 return Worker(
                     client,
                     task_queue=task_queue,
-                    workflows=[GenerateImage],
+                    workflows=[GenerateImage, GenerateImageWithActivity],
                     workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
-                    max_concurrent_workflow_tasks=settings.workflow_task_slots,
+                    max_concurrent_workflow_tasks=slots + 4,
                     activities=[activities.render],
+                    max_concurrent_local_activities=slots,
+                    # Renders of workflows started before renders were local.
                     max_concurrent_activities=slots,
                     # Eager dispatch would hand a job's render straight back to this
                     # worker, skipping the queue's priority and fairness order.
@@ -112,19 +118,14 @@ async def pool_workers(
 
 
 async def run_worker(settings: Settings, pool: str) -> None:
-    """Load the model, connect, and serve until SIGINT/SIGTERM."""
+    """Start the engine (which loads the model), connect, and serve until SIGINT/SIGTERM."""
     if pool not in settings.pools:
         raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
-    runtime = await asyncio.to_thread(ModelRuntime.load, settings)
-    log.info("model %s ready", settings.model)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     client = await connect_with_retry(settings)
-    try:
-        async with pool_workers(settings, pool, client, runtime):
-            log.info("serving pool %s on %s", pool, settings.pools[pool].task_queue)
-            await stop.wait()
-    finally:
-        runtime.close()
+    async with pool_workers(settings, pool, client):
+        log.info("serving pool %s on %s", pool, settings.pools[pool].task_queue)
+        await stop.wait()

@@ -26,3 +26,10 @@ def test_describe_failure_names_whose_problem_it_is() -> None:
     assert (reason, code) == ("no", "invalid_request")
     reason, code = describe_failure(activity_error(ApplicationError("boom", type="RuntimeError")))
     assert reason == "render failed after its retries: boom" and code == "render_failed"
+
+
+def test_a_local_activity_failure_is_the_activity_error_itself() -> None:
+    reason, code = describe_failure(ApplicationError("no", type="ModelInputError"))
+    assert (reason, code) == ("no", "invalid_request")
+    reason, code = describe_failure(ApplicationError("boom", type="RuntimeError"))
+    assert reason == "render failed after its retries: boom" and code == "render_failed"

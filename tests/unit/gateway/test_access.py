@@ -80,7 +80,7 @@ class Client:
         owner = self.store.accounts.create_account("done", "pro", "api").id
         for i in range(finished):
             self.store.jobs.create(f"done-{i}", owner, "api", SPEC)
-            self.store.jobs.mark_running(f"done-{i}", 1, 4, None)
+            self.store.jobs.mark_running(f"done-{i}", 4, None)
             self.store.jobs.complete(f"done-{i}", [])
 
 

@@ -43,7 +43,7 @@ def test_create_is_idempotent_by_id(store: Store, account: Account) -> None:
 
 def test_lifecycle_to_success_with_idempotent_images(store: Store, account: Account) -> None:
     store.jobs.create("j1", account.id, "chat", SPEC)
-    assert store.jobs.mark_running("j1", attempt=1, total_steps=8, resumed_from_step=None)
+    assert store.jobs.mark_running("j1", total_steps=8, resumed_from_step=None)
     assert store.jobs.record_progress("j1", 3, "previews/j1/latest.png")
     job = store.jobs.get("j1")
     assert job is not None
@@ -51,7 +51,7 @@ def test_lifecycle_to_success_with_idempotent_images(store: Store, account: Acco
         JobStatus.RUNNING, 3, 8, "previews/j1/latest.png"
     )  # fmt: skip
     # a retried attempt resumes from a checkpoint
-    assert store.jobs.mark_running("j1", attempt=2, total_steps=8, resumed_from_step=2)
+    assert store.jobs.mark_running("j1", total_steps=8, resumed_from_step=2)
     images = [image("j1", account, 0), image("j1", account, 1)]
     assert store.jobs.complete("j1", images)
     assert not store.jobs.complete("j1", images)  # already done: no second write
@@ -68,7 +68,7 @@ def test_terminal_status_is_sticky(store: Store, account: Account) -> None:
     store.jobs.create("j1", account.id, "chat", SPEC)
     assert store.jobs.finish("j1", JobStatus.CANCELLED, "by owner", "cancelled")
     assert not store.jobs.finish("j1", JobStatus.FAILED, "late failure")
-    assert not store.jobs.mark_running("j1", 2, 8, None)
+    assert not store.jobs.mark_running("j1", 8, None)
     assert not store.jobs.record_progress("j1", 4, None)
     assert not store.jobs.complete("j1", [image("j1", account, 0)])
     job = store.jobs.get("j1")
@@ -92,7 +92,7 @@ def test_queue_position_and_counts(store: Store, account: Account) -> None:
     jobs = {name: store.jobs.get(name) for name in ("a", "b", "c", "other-pool")}
     assert [store.jobs.queue_position(jobs[n]) for n in "abc"] == [0, 1, 2]  # type: ignore[arg-type]
     assert store.jobs.queue_position(jobs["other-pool"]) == 0  # type: ignore[arg-type]
-    store.jobs.mark_running("a", 1, 8, None)
+    store.jobs.mark_running("a", 8, None)
     assert store.jobs.queue_position(jobs["c"]) == 1  # type: ignore[arg-type]
     assert store.jobs.running_count("chat") == 1
 
@@ -100,7 +100,7 @@ def test_queue_position_and_counts(store: Store, account: Account) -> None:
 def test_recent_render_seconds(store: Store, account: Account) -> None:
     assert store.jobs.recent_render_seconds("chat") is None
     store.jobs.create("a", account.id, "chat", SPEC)
-    store.jobs.mark_running("a", 1, 8, None)
+    store.jobs.mark_running("a", 8, None)
     time.sleep(0.05)
     store.jobs.complete("a", [])
     seconds = store.jobs.recent_render_seconds("chat")
@@ -110,7 +110,7 @@ def test_recent_render_seconds(store: Store, account: Account) -> None:
 def test_discard_only_forgets_queued_jobs(store: Store, account: Account) -> None:
     store.jobs.create("a", account.id, "chat", SPEC)
     store.jobs.create("b", account.id, "chat", SPEC)
-    store.jobs.mark_running("b", 1, 8, None)
+    store.jobs.mark_running("b", 8, None)
     store.jobs.discard("a")
     store.jobs.discard("b")
     assert store.jobs.get("a") is None
@@ -121,12 +121,12 @@ def test_requeue_keeps_progress_and_counts_the_preemption(store: Store) -> None:
     account = store.accounts.create_account("r", "free", "api")
     store.jobs.create("j", account.id, "api", JobSpec(prompt="p", model="fake"), priority=3)
     assert not store.jobs.requeue("j", 2)  # not running: nothing to give back
-    store.jobs.mark_running("j", 1, 8, None)
+    store.jobs.mark_running("j", 8, None)
     store.jobs.record_progress("j", 3, None)
     assert store.jobs.requeue("j", 3)
     job = store.jobs.get("j")
     assert job is not None and (job.status, job.step, job.preemptions) == (JobStatus.QUEUED, 3, 1)
-    store.jobs.mark_running("j", 1, 8, 3)
+    store.jobs.mark_running("j", 8, 3)
     assert store.jobs.requeue("j", 5, JobStatus.DEFERRED)
     job = store.jobs.get("j")
     assert job is not None and (job.status, job.preemptions) == (JobStatus.DEFERRED, 2)
@@ -143,6 +143,6 @@ def test_backlog_by_priority_counts_the_pools_waiting_jobs_per_key(
     store.jobs.create("d", account.id, "api", spec, priority=5, status=JobStatus.DEFERRED)
     store.jobs.create("other-pool", account.id, "chat", spec, priority=1)
     store.jobs.create("running", account.id, "api", spec, priority=1)
-    store.jobs.mark_running("running", 1, 8, None)
+    store.jobs.mark_running("running", 8, None)
     assert store.jobs.backlog_by_priority("api") == {1: 1, 3: 2, 5: 2}
     assert store.jobs.backlog("api") == 5

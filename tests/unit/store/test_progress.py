@@ -38,7 +38,7 @@ async def test_watch_and_wait(store: Store) -> None:
 
     async def worker() -> None:
         await asyncio.sleep(0.05)
-        await anyio.to_thread.run_sync(store.jobs.mark_running, "j", 1, 3, None)
+        await anyio.to_thread.run_sync(store.jobs.mark_running, "j", 3, None)
         for step in (1, 2, 3):
             await asyncio.sleep(0.05)
             await anyio.to_thread.run_sync(publish, store, "j", step, b"png%d" % step)

@@ -47,7 +47,7 @@ async def test_events_arrive_through_redis(store: Store, redis_url: str, tmp_pat
     assert isinstance(announce, RedisAnnouncer) and isinstance(feed, RedisProgressFeed)
     account = store.accounts.create_account("a", "free", "chat")
     store.jobs.create("j", account.id, "chat", JobSpec(prompt="p", model="builtin"))
-    store.jobs.mark_running("j", 1, 3, None)
+    store.jobs.mark_running("j", 3, None)
 
     def publish(step: int) -> None:  # what a worker's batched writer does for a step
         store.blobs.put(preview_key("j"), b"png%d" % step)

@@ -1,12 +1,12 @@
-"""The engine loop with a real model and no Temporal: batching, joins, pauses, swaps."""
+"""The engine core with a real model and no Temporal: batching, joins, pauses, swaps.
+
+The core is synchronous: a test submits renders and calls ``tick`` as the engine
+process does, and reads what each render would hear.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,36 +15,30 @@ import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.models.base import ImageModel, RenderRequest, render
 from daguerre.models.builtin.backend import BuiltinModel
 from daguerre.models.registry import create_model
-from daguerre.workers.engine import Engine, RenderJob, SwapStore, Update
+from daguerre.workers.engine import EngineCore, RenderJob, SwapStore, Update
 from daguerre.workers.scheduler import Scheduler
 
 
 class MemorySwap(SwapStore):
     def __init__(self) -> None:
         self.blobs: dict[tuple[str, int], bytes] = {}
+        super().__init__(self._save, self._load)
 
-        async def save(job_id: str, step: int, data: bytes) -> None:
-            self.blobs[(job_id, step)] = data
+    def _save(self, job_id: str, step: int, data: bytes) -> None:
+        self.blobs[(job_id, step)] = data
 
-        async def load(job_id: str, step: int) -> bytes:
-            return self.blobs[(job_id, step)]
-
-        super().__init__(save, load)
+    def _load(self, job_id: str, step: int) -> bytes:
+        return self.blobs[(job_id, step)]
 
 
-async def engine_for(model: ImageModel, scheduler: Scheduler) -> AsyncIterator[Engine]:
-    executor = ThreadPoolExecutor(1)
+def core_for(model: ImageModel, **scheduler: int) -> EngineCore:
+    return EngineCore(model, Scheduler(**scheduler), MemorySwap())  # type: ignore[arg-type]
 
-    async def call(fn: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn)
 
-    engine = Engine(model, scheduler, call, MemorySwap())
-    engine.start()
-    try:
-        yield engine
-    finally:
-        await engine.stop()
-        executor.shutdown()
+def fake(**options: float) -> ImageModel:
+    model = create_model("fake", **options)
+    model.setup()
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -54,99 +48,103 @@ def builtin() -> BuiltinModel:
     return model
 
 
-async def follow(engine: Engine, job: RenderJob, log: list[tuple[str, Update]]) -> Any:
-    async with engine.render(job) as ticket:
-        while True:
-            update = await ticket.updates.get()
-            log.append((job.job_id, update))
-            if update.kind == "failed":
-                raise update.error  # type: ignore[misc]
-            if update.kind == "finished":
-                return update.results
+def run(core: EngineCore, arrivals: dict[int, list[RenderJob]]) -> dict[str, list[Update]]:
+    """Tick until every render is done, submitting ``arrivals[t]`` before tick ``t``."""
+    heard: dict[str, list[Update]] = {}
+    tick = 0
+    while tick <= max(arrivals) or core.runnable:
+        for job in arrivals.get(tick, []):
+            core.submit(job.job_id, job)
+        for key, update in core.tick():
+            heard.setdefault(key, []).append(update)
+            if update.kind in ("finished", "failed"):
+                core.withdraw(key)
+        tick += 1
+    return heard
 
 
-async def test_renders_joining_paused_and_swapped_make_the_images_made_alone(
+def test_renders_joining_paused_and_swapped_make_the_images_made_alone(
     builtin: BuiltinModel,
 ) -> None:
-    """Free renders arrive at random moments; paid ones arrive and preempt them; paused
+    """Free renders arrive at random ticks; paid ones arrive and preempt them; paused
     states past a tiny memory budget are swapped out and read back. Every image is the
     one the request makes alone."""
     rng = random.Random(4)
     prompts = ["a small blue square on the left", "a purple circle at the bottom right"]
+    arrivals: dict[int, list[RenderJob]] = {}
     jobs = []
     for i in range(12):
         n, steps = rng.choice([1, 2]), rng.choice([4, 8])
         reqs = [RenderRequest(prompts[i % 2], seed=200 + i + k, steps=steps) for k in range(n)]
-        jobs.append(
-            RenderJob(f"j{i}", reqs, priority=1 if i % 4 == 3 else 3, fairness_key=f"a{i % 3}")
-        )
+        job = RenderJob(f"j{i}", reqs, priority=1 if i % 4 == 3 else 3, fairness_key=f"a{i % 3}")
+        jobs.append(job)
+        arrivals.setdefault(rng.randrange(12), []).append(job)
     alone = {
         job.job_id: [np.asarray(r.image) for r in render(builtin, job.requests)] for job in jobs
     }
-    log: list[tuple[str, Update]] = []
-    scheduler = Scheduler(
-        budget=4, memory_budget=builtin.state_bytes(builtin.start(jobs[0].requests))
-    )
-    async for engine in engine_for(builtin, scheduler):
-
-        async def arrive(job: RenderJob, delay: float, engine: Engine = engine) -> Any:
-            await asyncio.sleep(delay)
-            return await follow(engine, job, log)
-
-        results = await asyncio.gather(*(arrive(j, rng.random() * 0.6) for j in jobs))
-    for job, made in zip(jobs, results, strict=True):
-        assert all(
-            (np.asarray(r.image) == a).all() for r, a in zip(made, alone[job.job_id], strict=True)
-        )
-    kinds = [u.kind for _, u in log]
+    one = builtin.state_bytes(builtin.start(jobs[0].requests))
+    core = core_for(builtin, budget=4, memory_budget=one)
+    heard = run(core, arrivals)
+    for job in jobs:
+        last = heard[job.job_id][-1]
+        assert last.kind == "finished" and last.results is not None
+        made = [np.asarray(r.image) for r in last.results]
+        assert all((a == b).all() for a, b in zip(made, alone[job.job_id], strict=True))
+    kinds = [u.kind for updates in heard.values() for u in updates]
     assert kinds.count("paused") > 0 and kinds.count("resumed") == kinds.count("paused")
-    assert len(engine._swap.blobs) > 0  # type: ignore[attr-defined]
+    assert core._swap.blobs  # type: ignore[attr-defined]
 
 
-async def test_a_lone_render_starts_at_once_and_waiting_ones_join_at_the_next_step() -> None:
-    model = create_model("fake", step_delay_s=0.02)
-    model.setup()
-    log: list[tuple[str, Update]] = []
-    async for engine in engine_for(model, Scheduler(budget=8)):
-        first = asyncio.create_task(
-            follow(engine, RenderJob("first", [RenderRequest("a", steps=10)], 3, "a"), log)
-        )
-        await asyncio.sleep(0.07)  # the first is a few steps in
-        second = asyncio.create_task(
-            follow(engine, RenderJob("second", [RenderRequest("b", steps=3)], 3, "b"), log)
-        )
-        await asyncio.gather(first, second)
-        ticks = engine.ticks
-    order = [(job, u.kind, u.step) for job, u in log]
-    assert order[0] == ("first", "started", 0)  # no batching window
-    joined = order.index(("second", "started", 0))
-    # The second joined mid-way through the first, and left once its 3 steps were done.
-    first_steps = [s for job, kind, s in order[:joined] if job == "first" and kind == "step"]
-    assert 1 <= len(first_steps) < 9
-    assert ("second", "finished", 3) in order and ("first", "finished", 10) in order
-    assert ticks == 10  # the second's steps rode along in the first's passes
+def test_a_lone_render_starts_at_once_and_waiting_ones_join_at_the_next_step() -> None:
+    core = core_for(fake(), budget=8)
+    core.watched = {"first", "second"}  # watched: every step is heard
+    first = RenderJob("first", [RenderRequest("a", steps=10)], 3, "a")
+    second = RenderJob("second", [RenderRequest("b", steps=3)], 3, "b")
+    heard = run(core, {0: [first], 4: [second]})
+    # No batching window: the first started at the first tick, with its first step.
+    assert [(u.kind, u.step) for u in heard["first"][:2]] == [("started", 0), ("step", 1)]
+    # The second joined mid-way and left once its 3 steps were done: ten passes in all.
+    assert [u.kind for u in heard["second"]] == ["started", "step", "step", "finished"]
+    assert core.ticks == 10 and core._model.passes == 10  # type: ignore[attr-defined]
 
 
-async def test_a_failing_request_fails_alone_and_its_batch_mates_finish() -> None:
-    model = create_model("fake")
-    model.setup()
-    log: list[tuple[str, Update]] = []
-    async for engine in engine_for(model, Scheduler(budget=8)):
-        jobs = [RenderJob(f"ok{i}", [RenderRequest(f"p{i}", steps=4)], 3, "a") for i in range(3)]
-        jobs.append(RenderJob("bad", [RenderRequest("fail:crash", steps=4)], 3, "b"))
-        results = await asyncio.gather(
-            *(follow(engine, j, log) for j in jobs), return_exceptions=True
-        )
-    assert all(isinstance(r, list) for r in results[:3])
-    assert isinstance(results[3], RuntimeError)
+def test_an_unwatched_render_is_told_only_that_it_started_and_finished() -> None:
+    core = core_for(fake(), budget=8)
+    heard = run(core, {0: [RenderJob("quiet", [RenderRequest("q", steps=12)], 3, "a")]})
+    assert [u.kind for u in heard["quiet"]] == ["started", "finished"]
 
 
-async def test_a_render_that_cannot_start_fails_and_the_engine_goes_on() -> None:
-    model = create_model("fake")
-    model.setup()
-    log: list[tuple[str, Update]] = []
-    async for engine in engine_for(model, Scheduler(budget=8)):
-        with pytest.raises(Exception, match="refuses"):
-            await follow(engine, RenderJob("bad", [RenderRequest("fail:input")], 3, "a"), log)
-        assert await follow(engine, RenderJob("ok", [RenderRequest("fine", steps=2)], 3, "a"), log)
-        assert engine.holding == 0
+def test_a_render_whose_job_ended_elsewhere_is_dropped() -> None:
+    core = core_for(fake(), budget=8)
+    core.submit("k", RenderJob("cancelled", [RenderRequest("c", steps=500)], 3, "a"))
+    for _ in range(5):
+        core.tick()
+    core.stopped = {"cancelled"}
+    ((key, update),) = core.tick()
+    assert key == "k" and update.kind == "stopped" and update.step == 5
+    assert core.holding == 0 and not core.runnable
+
+
+def test_a_failing_request_fails_alone_and_its_batch_mates_finish() -> None:
+    core = core_for(fake(), budget=8)
+    jobs = [RenderJob(f"ok{i}", [RenderRequest(f"p{i}", steps=4)], 3, "a") for i in range(3)]
+    jobs.append(RenderJob("bad", [RenderRequest("fail:crash", steps=4)], 3, "b"))
+    heard = run(core, {0: jobs})
+    assert [heard[f"ok{i}"][-1].kind for i in range(3)] == ["finished"] * 3
+    assert heard["bad"][-1].kind == "failed"
+    assert "crashed" in str(heard["bad"][-1].error)
+
+
+def test_a_render_that_cannot_start_fails_and_the_engine_goes_on() -> None:
+    from daguerre.models.base import ModelInputError
+
+    core = core_for(fake(), budget=8)
+    heard = run(
+        core,
+        {
+            0: [RenderJob("bad", [RenderRequest("fail:input")], 3, "a")],
+            1: [RenderJob("ok", [RenderRequest("fine", steps=2)], 3, "a")],
+        },
+    )
+    assert isinstance(heard["bad"][-1].error, ModelInputError)
+    assert heard["ok"][-1].kind == "finished" and core.holding == 0

@@ -24,6 +24,7 @@ from daguerre.models.builtin.sampler import (
     Generation,
     Sampler,
     cache_slots,
+    prepare,
 )
 from daguerre.models.builtin.tokens import N_TOKENS
 
@@ -100,7 +101,7 @@ class Arena:
         return free
 
     def _admit(self, gen: Generation) -> None:
-        assert gen.cache is not None, "a generation outside an arena owns its cache"
+        assert gen.cache is not None and gen.valid is not None and gen.aligned is not None
         rows = torch.tensor(self._free_rows(len(gen)), dtype=torch.long)
         for (keys, values), (own_k, own_v) in zip(self.cache, gen.cache, strict=True):
             keys[rows], values[rows] = own_k, own_v
@@ -169,6 +170,7 @@ class Arena:
         wanted = set(map(id, generations))
         for gen in [g for g in self.resident if id(g) not in wanted]:
             self.release(gen)
+        prepare(self.sampler.net, [g for g in generations if not g.prepared])
         for gen in generations:
             if gen.rows is None:
                 self._admit(gen)

@@ -25,6 +25,7 @@ from daguerre.models.builtin.tokens import GRID, N_TOKENS, NATIVE, PATCH, Tokeni
 
 DEFAULT_STEPS = 8
 STATE_VERSION = 1
+PALETTE_BYTES = PALETTE.astype(np.uint8).ravel().tolist()
 
 
 @dataclass
@@ -190,12 +191,11 @@ class BuiltinModel:
         return self.sampler.tokenizer.decode(tokens[None])[0]
 
     def preview(self, state: RenderState, index: int) -> Image.Image | None:
-        state = _own(state)
         """The rows written so far at native size (edits show the source below them)."""
+        state = _own(state)
         if state.generation.position == 0:
             return None
-        indices = self._indices(state, index, state.generation.position)
-        return Image.fromarray(PALETTE[indices])
+        return picture(self._indices(state, index, state.generation.position))
 
     def finish(self, state: RenderState) -> list[RenderResult]:
         state = _own(state)
@@ -204,7 +204,7 @@ class BuiltinModel:
             raise RuntimeError("finish() before the last step")
         results = []
         for i, req in enumerate(state.requests):
-            native = Image.fromarray(PALETTE[self._indices(state, i, N_TOKENS)])
+            native = picture(self._indices(state, i, N_TOKENS))
             image = native.resize((req.width, req.height), Image.Resampling.NEAREST)
             if req.mask is not None and req.source is not None:
                 image = composite_outside_mask(image, req.source, req.mask)
@@ -238,6 +238,14 @@ class BuiltinModel:
         state.step = int(saved["step"])
         self.sampler.replay(state.generation, tokens, int(saved["position"]))
         return state
+
+
+def picture(indices: np.ndarray) -> Image.Image:
+    """Palette indices as a palette image: the model's exact colours, and a PNG of it is
+    smaller and several times quicker to write than an RGB one."""
+    image = Image.fromarray(indices.astype(np.uint8), "P")
+    image.putpalette(PALETTE_BYTES)
+    return image
 
 
 def composite_outside_mask(

@@ -64,10 +64,13 @@ Cache = list[tuple[torch.Tensor, torch.Tensor]]
 
 class Generation:
     """One request's images in progress. Its per-image tensors have one row per image;
-    its cache is its own while it is not in an arena, and the arena's rows while it is."""
+    its cache is its own while it is not in an arena, and the arena's rows while it is.
+
+    The cache of its prefix (the prompt's phrases, and an edit's source) is computed at
+    its first step, together with those of every other generation starting then
+    (``prepare``): one pass for all the requests that join a batch at once."""
 
     def __init__(self, sampler: Sampler, items: list[Conditioning]) -> None:
-        net = sampler.net
         self.items = items
         n = len(items)
         self.tokens = torch.zeros(n, N_TOKENS, 2, dtype=torch.long)
@@ -86,44 +89,75 @@ class Generation:
                 for c in items
             ]
         )
-        words = torch.from_numpy(np.stack([encode_text(c.prompt, sampler.words) for c in items]))
+        self.words = torch.from_numpy(
+            np.stack([encode_text(c.prompt, sampler.words) for c in items])
+        )
         # Edit rows (and rows batched with them) need source slots; see cache_slots.
         self.edit = bool(self.has_source.any())
-        slots = cache_slots(self.edit)
-        with torch.inference_mode():
-            prefix, valid = net.prefix(words, self.source if self.edit else None)
-            if self.edit:
-                # Rows without a source see no source keys (exactly as in text-only training).
-                valid[:, MAX_PHRASES:] &= self.has_source[:, None]
-            # Which cache slots hold a key to attend to, before any target is written.
-            self.valid = torch.zeros(n, slots, dtype=torch.bool)
-            self.valid[:, :MAX_PHRASES] = valid[:, :MAX_PHRASES]
-            self.valid[:, SOURCE_AT:] = valid[:, MAX_PHRASES:]
-            heads, hd = net.cfg.heads, net.cfg.d // net.cfg.heads
-            self.cache: Cache | None = []
-            x, mask = prefix, PatchTokenNet.attention_mask(valid, 0)
-            for block in net.blocks:
-                x, k, v = block(x, mask)
-                keys, values = torch.zeros(n, heads, slots, hd), torch.zeros(n, heads, slots, hd)
-                keys[:, :, :MAX_PHRASES], values[:, :, :MAX_PHRASES] = (
-                    k[:, :, :MAX_PHRASES],
-                    v[:, :, :MAX_PHRASES],
-                )
-                keys[:, :, SOURCE_AT:], values[:, :, SOURCE_AT:] = (
-                    k[:, :, MAX_PHRASES:],
-                    v[:, :, MAX_PHRASES:],
-                )
-                self.cache.append((keys, values))
-            if self.edit:
-                aligned = net.embed_tokens(self.source, aligned=True)
-                self.aligned = torch.where(self.has_source[:, None, None], aligned, net.no_source)
-            else:
-                self.aligned = net.no_source.expand(n, N_TOKENS, -1).clone()
+        # Set by prepare(): which cache slots hold a key to attend to, the cache, and the
+        # aligned source embeddings of each target position.
+        self.valid: torch.Tensor | None = None
+        self.cache: Cache | None = None
+        self.aligned: torch.Tensor | None = None
         # Set while the generation sits in an arena (see arena.py).
         self.rows: torch.Tensor | None = None
 
+    @property
+    def prepared(self) -> bool:
+        return self.valid is not None
+
     def __len__(self) -> int:
         return len(self.items)
+
+
+@torch.inference_mode()
+def prepare(net: PatchTokenNet, generations: list[Generation]) -> None:
+    """Compute the prefix caches of ``generations`` (all of one kind: text-only or edit)
+    in one pass. Every row of the pass is independent of the others, and each has at
+    least six rows, so a generation's cache is the same whatever it is prepared with."""
+    if not generations:
+        return
+    edit = generations[0].edit
+    assert all(g.edit == edit for g in generations), "one kind of generation at a time"
+    words = torch.cat([g.words for g in generations])
+    source = torch.cat([g.source for g in generations]) if edit else None
+    has_source = torch.cat([g.has_source for g in generations])
+    prefix, valid = net.prefix(words, source)
+    if edit:
+        # Rows without a source see no source keys (exactly as in text-only training).
+        valid[:, MAX_PHRASES:] &= has_source[:, None]
+    rows = valid.shape[0]
+    slots = cache_slots(edit)
+    heads, hd = net.cfg.heads, net.cfg.d // net.cfg.heads
+    # Which cache slots hold a key to attend to, before any target is written.
+    slot_valid = torch.zeros(rows, slots, dtype=torch.bool)
+    slot_valid[:, :MAX_PHRASES] = valid[:, :MAX_PHRASES]
+    slot_valid[:, SOURCE_AT:] = valid[:, MAX_PHRASES:]
+    cache: Cache = []
+    x, mask = prefix, PatchTokenNet.attention_mask(valid, 0)
+    for block in net.blocks:
+        x, k, v = block(x, mask)
+        keys, values = torch.zeros(rows, heads, slots, hd), torch.zeros(rows, heads, slots, hd)
+        keys[:, :, :MAX_PHRASES], values[:, :, :MAX_PHRASES] = (
+            k[:, :, :MAX_PHRASES],
+            v[:, :, :MAX_PHRASES],
+        )
+        keys[:, :, SOURCE_AT:], values[:, :, SOURCE_AT:] = (
+            k[:, :, MAX_PHRASES:],
+            v[:, :, MAX_PHRASES:],
+        )
+        cache.append((keys, values))
+    if edit:
+        aligned = net.embed_tokens(source, aligned=True)  # type: ignore[arg-type]
+        aligned = torch.where(has_source[:, None, None], aligned, net.no_source)
+    else:
+        aligned = net.no_source.expand(rows, N_TOKENS, -1).clone()
+    start = 0
+    for gen in generations:
+        part = slice(start, start + len(gen))
+        gen.valid, gen.aligned = slot_valid[part].clone(), aligned[part].clone()
+        gen.cache = [(k[part].clone(), v[part].clone()) for k, v in cache]
+        start = part.stop
 
 
 class Sampler:
