@@ -231,7 +231,12 @@ def process_cpu(root: int) -> dict[str, int]:
             ancestor = parents[ancestor]
         if ancestor != root:
             continue
-        roles = {"start-dev": "temporal", " gateway": "gateway", " worker": "worker"}
+        roles = {
+            "start-dev": "temporal",
+            "engine_main": "engine",  # a worker's engine process (its model)
+            " gateway": "gateway",
+            " worker": "worker",
+        }
         role = next((r for mark, r in roles.items() if mark in cmdline), "launcher")
         out[role] += ticks[pid]
     return out

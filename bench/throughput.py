@@ -1,11 +1,11 @@
 """Capacity: how much of the model and of Temporal does the whole stack deliver?
 
-All in one run on this machine (numbers, not pass/fail; the machine is shared):
+All in one run on this machine (numbers, not pass/fail: the machine is shared):
 
 1. ``model``: the built-in model alone, its batched peak in images/s.
-2. ``ceiling``: Temporal's own ceiling: the GenerateImage workflow with the same
-   activities doing no work, on the stack's own dev server, in workflows/s.
-3. ``stack``: the whole stack at saturation (the shipped model, 512x512, closed loop of
+2. ``ceiling``: Temporal's own ceiling: the GenerateImage workflow with the same (local)
+   activity doing no work, on the stack's own dev server, in workflows/s.
+3. ``stack``: the whole stack at saturation (the shipped model, 512x512, closed loops of
    concurrent clients on POST /v1/images/generations) for n=1 and n=4, with batching
    and with a batch budget of 1: images/s, p50 and p99 latency, CPU ms per job in each
    process.
@@ -13,13 +13,16 @@ All in one run on this machine (numbers, not pass/fail; the machine is shared):
 5. ``costs``: what one job costs the service with the fake instant model at saturation:
    CPU ms per job in each process, SQL statements, blob writes, Temporal RPCs by type
    and history events.
+6. the ratios: (3) over (1), and (3, n=1) over (2).
 
-    .venv/bin/python bench/throughput.py                      # everything, ~6 minutes
+    .venv/bin/python bench/throughput.py                      # everything, ~8 minutes
     .venv/bin/python bench/throughput.py --only costs         # one section
     .venv/bin/python bench/throughput.py --seconds 10         # shorter windows
+    .venv/bin/python bench/throughput.py --json out.json      # also write the figures
 
 Each stack is a private `daguerre up` (temp data dir, free ports) with the counters of
-bench/probe/ loaded into its gateway and worker.
+bench/probe/ loaded into its gateway and worker. Prompts are drawn from the built-in
+model's grammar, so no two requests in a window need to be alike.
 """
 
 from __future__ import annotations
@@ -61,26 +64,37 @@ from daguerre.engine.contracts import (
 
 PROBE = Path(__file__).resolve().parent / "probe"
 SIZE = 512
-ROLES = ("gateway", "worker", "temporal", "launcher", "bench")
+ROLES = ("gateway", "worker", "engine", "temporal", "launcher", "bench")
 
 
-# --- 1. the model alone ----------------------------------------------------------------
-def model_peak(batches: list[int], repeats: int = 2) -> tuple[float, int, float]:
-    """(peak images/s, at batch size, seconds for one image) of the built-in model."""
-    from daguerre.models.base import RenderRequest, render
-    from daguerre.models.builtin.backend import BuiltinModel
+def prompts(count: int, seed: int = 0) -> list[str]:
+    """Captions from the built-in model's own grammar (1 to 3 objects)."""
     from daguerre.models.builtin.grammar import sample_caption
     from daguerre.models.builtin.scene import sample_scene
 
+    rng = random.Random(seed)
+    return [sample_caption(sample_scene(rng), rng)[0] for _ in range(count)]
+
+
+# --- 1. the model alone ----------------------------------------------------------------
+def model_peak(batches: list[int], repeats: int = 3) -> tuple[float, int, float]:
+    """(peak images/s, at batch size, seconds for one image) of the built-in model, as
+    a worker's engine runs it (one thread; 512x512 output)."""
+    from daguerre.models.base import RenderRequest, render
+    from daguerre.models.builtin.backend import BuiltinModel
+
     model = BuiltinModel(threads=1)
     model.setup("cpu")
-    rng = random.Random(0)
-    prompts = [sample_caption(sample_scene(rng), rng)[0] for _ in range(max(batches))]
-    render(model, [RenderRequest(prompts[0])])
-    one = min(_timed(lambda: render(model, [RenderRequest(prompts[1], seed=1)])) for _ in range(5))
+    texts = prompts(max(batches), seed=1)
+
+    def request(i: int) -> RenderRequest:
+        return RenderRequest(texts[i], seed=i, width=SIZE, height=SIZE)
+
+    render(model, [request(0)])
+    one = min(_timed(lambda: render(model, [request(1)])) for _ in range(7))
     best, best_bs = 0.0, 1
     for bs in batches:
-        reqs = [RenderRequest(p, seed=i) for i, p in enumerate(prompts[:bs])]
+        reqs = [request(i) for i in range(bs)]
         seconds = min(_timed(lambda reqs=reqs: render(model, reqs)) for _ in range(repeats))
         if bs / seconds > best:
             best, best_bs = bs / seconds, bs
@@ -130,6 +144,21 @@ class Reading:
     probes: dict[str, Counter[str]]
 
 
+# The bench's single account must never meet a rate limit or a wait budget.
+ACCESS = {
+    "tiers": {
+        "pro": {
+            "priority": 1,
+            "requests": "100000/minute",
+            "images": "100000/minute",
+            "wait_budget_s": 3600,
+            "over_budget": "reject",
+        }
+    },
+    "features": {"generate": {"percent": 100}, "edit": {"percent": 100}},
+}
+
+
 @dataclass
 class BenchStack:
     """A private `daguerre up` with counters, for one model and pool configuration."""
@@ -141,6 +170,7 @@ class BenchStack:
     def __enter__(self) -> BenchStack:
         self._tmp = tempfile.TemporaryDirectory(prefix="daguerre-throughput-")
         root = Path(self._tmp.name)
+        self.data_dir = root / "data"
         self.probe_dir = root / "probe"
         self.probe_dir.mkdir()
         self.metrics_port = free_port()
@@ -152,7 +182,7 @@ class BenchStack:
             "DAGUERRE_POOLS": json.dumps({"api": {"task_queue": "bench-api", **self.pool}}),
             **self.extra,
         }
-        self.stack = Stack(self.model, root / "data", 1, env)
+        self.stack = Stack(self.model, self.data_dir, 1, env)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -167,20 +197,14 @@ class BenchStack:
             probe_counts(self.probe_dir),
         )
 
-
-# The bench's single account must never meet a rate limit or a wait budget.
-ACCESS = {
-    "tiers": {
-        "pro": {
-            "priority": 1,
-            "requests": "100000/minute",
-            "images": "100000/minute",
-            "wait_budget_s": 3600,
-            "over_budget": "reject",
-        }
-    },
-    "features": {"generate": {"percent": 100}, "edit": {"percent": 100}},
-}
+    def temporal_address(self) -> str:
+        """The stack's dev server, from the banner `daguerre up` prints."""
+        for _ in range(100):
+            match = re.search(r"Temporal:\s+(127\.0\.0\.1:\d+)", "".join(self.stack.tail))
+            if match is not None:
+                return match[1]
+            time.sleep(0.1)
+        raise SystemExit("could not find the stack's Temporal address in its banner")
 
 
 # --- 3. the stack at saturation --------------------------------------------------------
@@ -223,29 +247,27 @@ class Window:
 
 
 async def saturate(
-    bench: BenchStack, n: int, clients: int, seconds: float, warm_s: float, size: int = SIZE
+    bench: BenchStack, n: int, clients: int, seconds: float, warm_s: float
 ) -> Window:
     """A closed loop: ``clients`` users, each sending its next request when its last one
     is answered. Counts what finishes inside the window after a warm-up."""
     stack = bench.stack
     headers = {"Authorization": f"Bearer {stack.key}"}
+    texts = prompts(1000, seed=n)
     done: list[tuple[float, float]] = []  # (finished at, latency)
     errors: Counter[int] = Counter()
     stop_at = time.monotonic() + warm_s + seconds
-    connector = aiohttp.TCPConnector(limit=clients + 8)
-    timeout = aiohttp.ClientTimeout(total=600)
+    sent = iter(range(10**9))
 
-    async def user(index: int, http: aiohttp.ClientSession) -> None:
-        sent = 0
+    async def user(http: aiohttp.ClientSession) -> None:
         while time.monotonic() < stop_at:
             body = {
-                "model": stack_model(bench.model),
-                "prompt": PROMPTS[(index + sent) % len(PROMPTS)],
+                "model": bench.model,
+                "prompt": texts[next(sent) % len(texts)],
                 "n": n,
-                "size": f"{size}x{size}",
+                "size": f"{SIZE}x{SIZE}",
                 "response_format": "url",
             }
-            sent += 1
             started = time.monotonic()
             async with http.post("/v1/images/generations", json=body, headers=headers) as resp:
                 await resp.read()
@@ -256,8 +278,10 @@ async def saturate(
             now = time.monotonic()
             done.append((now, now - started))
 
+    connector = aiohttp.TCPConnector(limit=clients + 8)
+    timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(stack.url, connector=connector, timeout=timeout) as http:
-        users = [asyncio.create_task(user(i, http)) for i in range(clients)]
+        users = [asyncio.create_task(user(http)) for _ in range(clients)]
         await asyncio.sleep(warm_s)
         before = await asyncio.to_thread(bench.read)
         count_at_start = len(done)
@@ -265,47 +289,62 @@ async def saturate(
         after = await asyncio.to_thread(bench.read)
         inside = done[count_at_start:]
         await asyncio.gather(*users)
-    window = after.at - before.at
     return Window(
-        len(inside), len(inside) * n, window, [lat for _, lat in inside], errors, before, after
+        len(inside),
+        len(inside) * n,
+        after.at - before.at,
+        [latency for _, latency in inside],
+        errors,
+        before,
+        after,
     )
 
 
-def stack_model(model: str) -> str:
-    return model
+# --- 4. idle ---------------------------------------------------------------------------
+async def idle(bench: BenchStack, count: int) -> dict[str, float]:
+    """Sequential requests on the idle stack, then the same requests through the model
+    alone in this process (the stack idle meanwhile): the median of the difference."""
+    from daguerre.models.base import RenderRequest, render
+    from daguerre.models.registry import create_model
 
-
-PROMPTS = [
-    "a large red circle in the center, on a white background",
-    "a small blue square on the left and a green triangle on the right",
-    "a yellow star at the top, on a black background",
-    "a purple circle at the bottom right",
-    "a big orange square in the middle with a small white circle at the top",
-]
-
-
-async def idle(bench: BenchStack, count: int, size: int = SIZE) -> list[float]:
     stack = bench.stack
     headers = {"Authorization": f"Bearer {stack.key}"}
-    out = []
+    texts = prompts(count + 3, seed=7)
+    e2e = []
     async with aiohttp.ClientSession(stack.url) as http:
-        for i in range(count + 2):
+        for i, text in enumerate(texts):
             body = {
                 "model": bench.model,
-                "prompt": PROMPTS[i % len(PROMPTS)],
-                "size": f"{size}x{size}",
+                "prompt": text,
+                "size": f"{SIZE}x{SIZE}",
                 "response_format": "url",
             }
-            started = time.monotonic()
+            started = time.perf_counter()
             async with http.post("/v1/images/generations", json=body, headers=headers) as resp:
                 await resp.read()
                 resp.raise_for_status()
-            if i >= 2:  # the first two warm connections and caches
-                out.append(time.monotonic() - started)
+            if i >= 3:  # the first ones warm connections and caches
+                e2e.append(time.perf_counter() - started)
             await asyncio.sleep(0.2)
-    return out
+    model = create_model(bench.model, threads=1)
+    model.setup("cpu")
+    render(model, [RenderRequest(texts[0], width=SIZE, height=SIZE)])
+    alone = [
+        min(
+            _timed(lambda text=text: render(model, [RenderRequest(text, width=SIZE, height=SIZE)]))
+            for _ in range(3)
+        )
+        for text in texts[3:]
+    ]
+    overhead = [a - b for a, b in zip(e2e, alone, strict=True)]
+    return {
+        "e2e_p50_s": statistics.median(e2e),
+        "model_p50_s": statistics.median(alone),
+        "overhead_p50_s": statistics.median(overhead),
+    }
 
 
+# --- 5. what a job costs ---------------------------------------------------------------
 async def history_events(address: str, job_ids: list[str]) -> float:
     from temporalio.client import Client
 
@@ -370,7 +409,7 @@ def _ceiling_worker(address: str, done: Any, ready: Any) -> None:
             task_queue=CEILING_QUEUE,
             workflows=[GenerateImage],
             activities=[acts.render],
-            workflow_runner=WORKFLOW_RUNNERS[os.environ.get("CEILING_SANDBOX", "fast")],
+            workflow_runner=WORKFLOW_RUNNERS["fast"],
             # As the stack's workers: a render holds its workflow task (a local activity).
             max_concurrent_workflow_tasks=260,
             max_concurrent_local_activities=256,
@@ -412,7 +451,7 @@ async def ceiling(
         await asyncio.to_thread(ready.wait, 60)
         client = await Client.connect(address)
         started = 0
-        spec = JobSpec(prompt=PROMPTS[0], model="builtin", width=SIZE, height=SIZE)
+        spec = JobSpec(prompt=prompts(1)[0], model="builtin", width=SIZE, height=SIZE)
 
         async def start_one() -> None:
             nonlocal started
@@ -429,6 +468,7 @@ async def ceiling(
                 id=job_id,
                 task_queue=CEILING_QUEUE,
                 priority=Priority(priority_key=1, fairness_key="bench", fairness_weight=1.0),
+                task_timeout=timedelta(seconds=10),
                 rpc_timeout=timedelta(seconds=10),
             )
 
@@ -441,9 +481,8 @@ async def ceiling(
                     await asyncio.sleep(0.005)
 
         def cpu() -> dict[str, int]:
-            stack = process_cpu(stack_pid)
             return {
-                "temporal": stack.get("temporal", 0),
+                "temporal": process_cpu(stack_pid).get("temporal", 0),
                 "worker": _ticks(proc.pid),  # type: ignore[arg-type]
                 "bench": _ticks(os.getpid()),
             }
@@ -469,8 +508,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_line(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if v >= 0.05)
+
+
 def describe(name: str, w: Window) -> dict[str, Any]:
-    cpu = w.cpu_ms_per_job()
     row = {
         "images_per_s": w.images_per_s,
         "jobs_per_s": w.jobs_per_s,
@@ -478,14 +520,15 @@ def describe(name: str, w: Window) -> dict[str, Any]:
         "p99_s": percentile(w.latencies, 0.99),
         "jobs": w.jobs,
         "errors": dict(w.errors),
-        "cpu_ms_per_job": cpu,
+        "cpu_ms_per_job": w.cpu_ms_per_job(),
     }
+    errors = f", errors {dict(w.errors)}" if w.errors else ""
     print(
-        f"  {name:<26} {w.images_per_s:7.2f} img/s  {w.jobs_per_s:6.2f} jobs/s  "
-        f"p50 {row['p50_s']:.2f} s  p99 {row['p99_s']:.2f} s  ({w.jobs} jobs"
-        f"{', errors ' + str(dict(w.errors)) if w.errors else ''})"
+        f"  {name:<28} {w.images_per_s:7.2f} img/s {w.jobs_per_s:6.2f} jobs/s  "
+        f"p50 {row['p50_s']:5.2f} s  p99 {row['p99_s']:5.2f} s  ({w.jobs} jobs{errors})\n"
+        f"      CPU ms/job: {cpu_line(row['cpu_ms_per_job'])}",
+        flush=True,
     )
-    print("      CPU ms/job: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if v >= 0.05))
     return row
 
 
@@ -505,90 +548,102 @@ def describe_costs(w: Window, events: float) -> dict[str, Any]:
         "db_statements": {r: w.per_job(r, "db_statements") for r in ("gateway", "worker")},
         "blob_writes": {r: w.per_job(r, "blob_writes") for r in ("gateway", "worker")},
     }
-    print(f"  jobs/s at saturation: {w.jobs_per_s:.2f} ({w.jobs} jobs)")
+    rpc_text = ", ".join(f"{k} {v:.2f}" for k, v in rpcs.items())
+    sql = ", ".join(f"{k} {v:.2f}" for k, v in costs["db_statements"].items())
+    blobs = ", ".join(f"{k} {v:.2f}" for k, v in costs["blob_writes"].items())
     print(
-        "  CPU ms/job: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-        + f"; orchestration (all but the bench) {orchestration:.1f}"
-    )
-    print(f"  Temporal history events per job: {events:.1f}")
-    print(
-        f"  Temporal RPCs per job: {costs['temporal_rpcs_total']:.2f} ("
-        + ", ".join(f"{k} {v:.2f}" for k, v in rpcs.items())
-        + f"); persistence calls {persistence:.1f}"
-    )
-    print(
-        "  SQL statements per job: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in costs["db_statements"].items())
-    )
-    print(
-        "  blob writes per job: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in costs["blob_writes"].items())
+        f"  jobs/s at saturation: {w.jobs_per_s:.2f} ({w.jobs} jobs)\n"
+        f"  CPU ms/job: {cpu_line(cpu)}; orchestration (all but the bench) {orchestration:.1f}\n"
+        f"  Temporal history events per job: {events:.1f}\n"
+        f"  Temporal RPCs per job: {costs['temporal_rpcs_total']:.2f} ({rpc_text}); "
+        f"persistence calls {persistence:.1f}\n"
+        f"  SQL statements per job: {sql}\n"
+        f"  blob writes per job: {blobs}",
+        flush=True,
     )
     return costs
 
 
 # --- main ------------------------------------------------------------------------------
-async def run_stack_section(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    configs = {"batching": {}, "budget 1": {"batch_images": 1}}
+async def run_stacks(args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """The shipped model's stacks: batching (the model's own budget) and a budget of 1."""
+    configs: dict[str, dict[str, Any]] = {"batching": {}, "budget 1": {"batch_images": 1}}
     for label, pool in configs.items():
+        if label == "budget 1" and "stack" not in args.sections:
+            continue
         with BenchStack("builtin", pool) as bench:
             if "ceiling" in args.sections and label == "batching":
-                address = f"127.0.0.1:{_temporal_port(bench)}"
                 result = await ceiling(
-                    address, bench.stack.proc.pid, args.ceiling_in_flight, args.seconds, args.warm_s
+                    bench.temporal_address(),
+                    bench.stack.proc.pid,
+                    args.ceiling_in_flight,
+                    args.seconds,
+                    args.warm_s,
                 )
-                out["ceiling_workflows_per_s"] = result["workflows_per_s"]
-                out["ceiling_cpu_ms_per_job"] = result["cpu_ms_per_job"]
+                out["ceiling"] = result
                 print(
-                    f"Temporal ceiling: {result['workflows_per_s']:.2f} workflows/s; CPU ms per "
-                    "workflow: "
-                    + ", ".join(f"{k} {v:.1f}" for k, v in result["cpu_ms_per_job"].items())
+                    f"Temporal ceiling: {result['workflows_per_s']:.2f} workflows/s; CPU ms "
+                    f"per workflow: {cpu_line(result['cpu_ms_per_job'])}",
+                    flush=True,
+                )
+            if "idle" in args.sections and label == "batching":
+                out["idle"] = await idle(bench, args.idle)
+                idle_row = out["idle"]
+                print(
+                    f"idle: end to end p50 {idle_row['e2e_p50_s'] * 1000:.1f} ms, model alone "
+                    f"p50 {idle_row['model_p50_s'] * 1000:.1f} ms, end to end minus model "
+                    f"p50 {idle_row['overhead_p50_s'] * 1000:.1f} ms",
+                    flush=True,
                 )
             if "stack" in args.sections:
-                for n in (1, 4):
-                    clients = args.clients if n == 1 else max(8, args.clients // 4)
+                for n, clients in ((1, args.clients), (4, args.clients // 2)):
                     w = await saturate(bench, n, clients, args.seconds, args.warm_s)
-                    out.setdefault("stack", {})[f"{label} n={n}"] = describe(
-                        f"{label}, n={n}, {clients} clients", w
-                    )
-            if "idle" in args.sections and label == "batching":
-                latencies = await idle(bench, args.idle)
-                out["idle_p50_s"] = statistics.median(latencies)
-                print(f"idle end to end p50: {out['idle_p50_s'] * 1000:.1f} ms")
-
-
-def _temporal_port(bench: BenchStack) -> int:
-    """The stack's dev server port, from the banner `daguerre up` prints."""
-    for _ in range(100):
-        match = re.search(r"Temporal:\s+127\.0\.0\.1:(\d+)", "".join(bench.stack.tail))
-        if match is not None:
-            return int(match[1])
-        time.sleep(0.1)
-    raise SystemExit("could not find the stack's Temporal address in its banner")
+                    name = f"{label} n={n}"
+                    out.setdefault("stack", {})[name] = describe(f"{name}, {clients} clients", w)
 
 
 async def run_costs(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    extra = {"DAGUERRE_MODEL_OPTIONS": json.dumps({})}
-    with BenchStack("fake", args.fake_pool, extra) as bench:
-        w = await saturate(bench, 1, args.clients, args.seconds, args.warm_s)
-        ids = recent_job_ids(Path(bench._tmp.name) / "data", 5)
-        events = await history_events(f"127.0.0.1:{_temporal_port(bench)}", ids)
-        print("\nwhat one job costs (fake instant model, saturation, 512x512, n=1):")
+    with BenchStack("fake", {}) as bench:
+        w = await saturate(bench, 1, args.cost_clients, args.seconds, args.warm_s)
+        ids = recent_job_ids(bench.data_dir, 5)
+        events = await history_events(bench.temporal_address(), ids)
+        print("\nwhat one job costs (fake instant model, saturation, 512x512, n=1):", flush=True)
         out["costs"] = describe_costs(w, events)
+
+
+def ratios(out: dict[str, Any]) -> None:
+    stack = out.get("stack", {})
+    peak = out.get("model", {}).get("peak_images_per_s")
+    ceiling_rate = out.get("ceiling", {}).get("workflows_per_s")
+    lines = []
+    for name, row in stack.items():
+        if peak:
+            lines.append(f"  {name}: {row['images_per_s'] / peak:.2f}x the model's batched peak")
+        if ceiling_rate and name.endswith("n=1"):
+            lines.append(f"  {name}: {row['jobs_per_s'] / ceiling_rate:.2f}x Temporal's ceiling")
+    for n in (1, 4):
+        batched, single = stack.get(f"batching n={n}"), stack.get(f"budget 1 n={n}")
+        if batched and single:
+            gain = batched["images_per_s"] / single["images_per_s"]
+            lines.append(f"  n={n}: batching delivers {gain:.2f}x a batch budget of 1")
+    if lines:
+        print("\nratios (one run):\n" + "\n".join(lines), flush=True)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "model" in args.sections:
         peak, at, one = await asyncio.to_thread(model_peak, [16, 32, 64, 128])
-        out["model_peak_images_per_s"], out["model_peak_batch"] = peak, at
-        out["model_one_image_s"] = one
-        print(f"model alone: peak {peak:.1f} images/s at batch {at}; one image {one * 1000:.1f} ms")
+        out["model"] = {"peak_images_per_s": peak, "peak_batch": at, "one_image_s": one}
+        print(
+            f"model alone: peak {peak:.1f} images/s at batch {at}; one image {one * 1000:.1f} ms",
+            flush=True,
+        )
     if {"ceiling", "stack", "idle"} & set(args.sections):
-        await run_stack_section(args, out)
+        await run_stacks(args, out)
     if "costs" in args.sections:
         await run_costs(args, out)
+    ratios(out)
     return out
 
 
@@ -599,22 +654,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="each measured window")
     parser.add_argument("--warm-s", type=float, default=5, help="before each window")
     parser.add_argument("--clients", type=int, default=128, help="concurrent users for n=1")
+    parser.add_argument("--cost-clients", type=int, default=64, help="users for the costs")
     parser.add_argument("--ceiling-in-flight", type=int, default=128)
     parser.add_argument("--idle", type=int, default=20, help="sequential requests")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     args.sections = args.only or sections
-    args.fake_pool = {}
     out = asyncio.run(main_async(args))
-    if "model_peak_images_per_s" in out and "stack" in out:
-        peak = out["model_peak_images_per_s"]
-        for name, row in out["stack"].items():
-            print(f"  {name}: {row['images_per_s'] / peak:.2f}x the model's batched peak")
-    if "ceiling_workflows_per_s" in out and "stack" in out:
-        ceil = out["ceiling_workflows_per_s"]
-        for name, row in out["stack"].items():
-            if name.endswith("n=1"):
-                print(f"  {name}: {row['jobs_per_s'] / ceil:.2f}x Temporal's ceiling")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
 

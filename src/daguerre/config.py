@@ -101,8 +101,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     # How long POST /v1/images/generations waits for its job before answering 503.
     sync_wait_timeout_s: float = 900.0
-    # How often the database-backed progress feed looks at a job row.
-    events_poll_interval_s: float = 0.15
+    # The longest a gateway's progress poller waits between two looks at the rows it
+    # follows (it looks every 5 ms for one job, a quarter of a millisecond more per
+    # job, up to this; see store/progress.py).
+    events_poll_interval_s: float = Field(default=0.15, gt=0)
     # POST /v1/images/edits: its body limit (it carries images), how many images, and
     # the most pixels one may have (checked before it is decoded: decompression bombs).
     max_upload_bytes: int = 25_000_000

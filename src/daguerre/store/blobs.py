@@ -8,14 +8,17 @@ same protocol later.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
-import tempfile
+import threading
 from pathlib import Path
 from typing import Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_COUNTER = itertools.count()
 
 
 class BlobStore(Protocol):
@@ -54,14 +57,24 @@ class LocalBlobStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        # A name no other writer uses (this process, this thread, a counter), opened
+        # exclusively: cheaper than tempfile's random names, and as safe. The folder is
+        # made only when the first write into it finds it missing.
+        tmp = path.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_COUNTER)}"
+        try:
+            fd = os.open(tmp, _CREATE, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, _CREATE, 0o644)
+        except FileExistsError:  # left by a crashed process that had this pid
+            tmp.unlink()
+            fd = os.open(tmp, _CREATE, 0o644)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def get(self, key: str) -> bytes:

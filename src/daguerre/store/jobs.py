@@ -148,6 +148,16 @@ class JobStore:
             images = conn.execute(select(_IMAGES).where(ImageRow.job_id == job_id)).all()
         return _job(row, images)
 
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """The jobs of ``job_ids`` that exist, with their images: two queries for all."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_JOBS).where(JobRow.id.in_(job_ids))).all()
+            images = conn.execute(select(_IMAGES).where(ImageRow.job_id.in_(job_ids))).all()
+        by_job: dict[str, list[Any]] = {}
+        for image in images:
+            by_job.setdefault(image.job_id, []).append(image)
+        return {row.id: _job(row, by_job.get(row.id, ())) for row in rows}
+
     def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """(status, step) of each of ``job_ids`` that exists: what a watcher compares."""
         with self._engine.connect() as conn:

@@ -56,15 +56,23 @@ class _Watch:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     seen: tuple[str, int] | None = None  # (status, step) the watcher last read
     polled: tuple[str, int] | None = None  # what the last poll found (None: no such job)
+    final: JobRecord | None = None  # the whole row, once the poll found it terminal
 
 
 class PollingProgressFeed:
     """Every job anyone watches or waits for on this gateway, followed by one poller:
     each tick, one query reads the status and step of all of them, and only a watcher
     whose job changed reads its whole row. A sync request, an SSE stream and a stream of
-    partial images all cost the same single query per tick, however many there are."""
+    partial images all cost the same single query per tick, however many there are.
 
-    def __init__(self, jobs: JobStore, blobs: BlobStore, interval_s: float = 0.025) -> None:
+    The tick follows the load: every ``MIN_TICK_S`` for a lone waiter (an idle service
+    answers within milliseconds of the render), a little longer per job followed, up to
+    ``interval_s`` (a query of many ids costs more, and under load latency is seconds)."""
+
+    MIN_TICK_S = 0.005
+    TICK_PER_JOB_S = 0.00025
+
+    def __init__(self, jobs: JobStore, blobs: BlobStore, interval_s: float = 0.15) -> None:
         self._jobs = jobs
         self._blobs = blobs
         self._interval_s = interval_s
@@ -82,7 +90,8 @@ class PollingProgressFeed:
     # --- the shared poller ---------------------------------------------------------------
     async def _tick(self) -> None:
         """Wait until rows may have changed: here, a timer."""
-        await asyncio.sleep(self._interval_s)
+        tick = self.MIN_TICK_S + self.TICK_PER_JOB_S * len(self._watches)
+        await asyncio.sleep(min(tick, self._interval_s))
 
     def _followed(self, job_ids: set[str]) -> None:
         """The set of followed jobs changed (a subclass subscribes to them)."""
@@ -109,16 +118,30 @@ class PollingProgressFeed:
             ids = sorted(self._watches)
             if not ids:
                 break
+            seen = {job_id: [w.seen for w in self._watches.get(job_id, [])] for job_id in ids}
             try:
-                states = await anyio.to_thread.run_sync(self._jobs.states, ids)
+                states, finals = await anyio.to_thread.run_sync(self._read, ids, seen)
             except Exception:  # the database is busy or down: keep the watchers waiting
                 continue
             for job_id in ids:
                 state = states.get(job_id)
                 for watch in self._watches.get(job_id, []):
-                    watch.polled = state
+                    watch.polled, watch.final = state, finals.get(job_id)
                     if state is None or state != watch.seen:
                         watch.changed.set()
+
+    def _read(
+        self, ids: list[str], seen: dict[str, list[tuple[str, int] | None]]
+    ) -> tuple[dict[str, tuple[str, int]], dict[str, JobRecord]]:
+        """Every followed job's status and step, and the whole row of those that just
+        ended (what a waiter answers with), in one trip to a thread."""
+        states = self._jobs.states(ids)
+        ended = [
+            job_id
+            for job_id, state in states.items()
+            if JobStatus(state[0]).is_terminal and any(s != state for s in seen.get(job_id, []))
+        ]
+        return states, (self._jobs.get_many(ended) if ended else {})
 
     # --- for watchers --------------------------------------------------------------------
     async def _changes(self, job_id: str) -> AsyncIterator[JobRecord]:
@@ -172,6 +195,8 @@ class PollingProgressFeed:
                 watch.changed.clear()
                 state = watch.polled
                 if state is None or JobStatus(state[0]).is_terminal:
+                    if watch.final is not None:
+                        return watch.final
                     return await anyio.to_thread.run_sync(self._jobs.get, job_id)
                 watch.seen = state
         finally:

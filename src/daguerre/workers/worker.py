@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from daguerre.config import Settings
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 # datetime) through unchecked, so the tests run the workflow under "strict", where any
 # wall clock, randomness or I/O in workflow code fails.
 WORKFLOW_RUNNERS = {
-    "off": UnsandboxedWorkflowRunner(),
     "strict": SandboxedWorkflowRunner(),
     "fast": SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_all_modules()

@@ -80,9 +80,9 @@ class BuiltinModel:
     name = "builtin"
     can_edit = True
     native_size = NATIVE
-    # Measured on two shared cores (bench/model.py): 111 images/s at 64, 118 at 128;
-    # 64 keeps a step at about half the time for 94% of the peak.
-    batch_images = 64
+    # Where throughput peaks on two shared cores (bench/model.py, one thread): about
+    # 100-118 images/s at 128 against 85-111 at 64; a step of 128 takes ~135 ms.
+    batch_images = 128
 
     def __init__(
         self,
