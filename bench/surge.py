@@ -1,8 +1,9 @@
 """The launch surge: does a free-tier stampede leave paying users alone?
 
 It runs a private `daguerre up` (temp data dir, free loopback ports, one api worker,
-the fake test model with a fixed render time, the admission pace an operator turns on
-for a launch) and, over loopback only:
+the admission pace an operator turns on for a launch) with either the fake test model
+(a fixed time a step, two images a step: a compute-bound service) or, with --model
+builtin, the shipped model at its own batch budget, and over loopback only:
 
 1. baseline: a steady paid (pro) load at about half the stack's capacity;
 2. surge: the paid load goes on, and free accounts add about ten times the stack's
@@ -15,6 +16,7 @@ It prints, per tier and phase: requests; 202 (accepted), of which deferred; 429;
 at most 1.5x paid p99 at baseline, no 5xx, no lost jobs, every deferred job finished.
 
     .venv/bin/python bench/surge.py                   # about 4-5 minutes
+    .venv/bin/python bench/surge.py --model builtin   # the shipped model
     .venv/bin/python bench/surge.py --surge-s 10      # shorter (a noisier p99)
     .venv/bin/python bench/surge.py --set MAX_PREEMPTIONS=0   # renders never pause
     .venv/bin/python bench/surge.py --pool-set express_priority=0   # no express lane
@@ -63,8 +65,9 @@ def access(step_delay_s: float) -> dict[str, object]:
             "pro": {
                 "priority": 1,
                 "fairness_weight": 4,
-                "requests": "600/minute",
-                "images": "600/minute",
+                # Above any paid load the bench sends (half the measured capacity).
+                "requests": "6000/minute",
+                "images": "6000/minute",
                 "wait_budget_s": 60,
                 "over_budget": "reject",
                 "steps": STEPS,
@@ -397,8 +400,13 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=90, help="the most to wait after")
     parser.add_argument("--paid-share", type=float, default=0.5, help="of capacity")
     parser.add_argument("--surge-factor", type=float, default=10, help="x capacity")
+    parser.add_argument("--model", choices=["fake", "builtin"], default="fake")
     parser.add_argument("--step-delay-s", type=float, default=0.04, help="fake render pace")
-    parser.add_argument("--concurrency", type=int, default=2, help="renders at once (worker)")
+    parser.add_argument(
+        "--batch-images",
+        type=int,
+        help="the worker's batch budget (default: 2 for fake, the model's own for builtin)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", type=Path, help="data dir to keep (job table, logs)")
     parser.add_argument(
@@ -423,10 +431,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="daguerre-surge-") as tmp:
         data_dir = args.keep or Path(tmp)
         data_dir.mkdir(parents=True, exist_ok=True)
+        budget = args.batch_images or (2 if args.model == "fake" else None)
         pools = {
             "api": {
                 "task_queue": "bench-api",
-                "concurrency": args.concurrency,
+                **({"batch_images": budget} if budget else {}),
                 "max_backlog": 60,
                 "degrade_backlog": 20,
                 # What an operator turns on for a launch (`daguerre admin pace api 2`):
@@ -440,13 +449,14 @@ def main() -> None:
         env = {
             "DAGUERRE_ACCESS": json.dumps(access(args.step_delay_s)),
             "DAGUERRE_POOLS": json.dumps(pools),
-            "DAGUERRE_RENDER_STEP_DELAY_S": str(args.step_delay_s),
             "DAGUERRE_PROGRESS_INTERVAL_S": "1",
         }
+        if args.model == "fake":  # a step takes this long, whatever the batch
+            env["DAGUERRE_MODEL_OPTIONS"] = json.dumps({"step_delay_s": args.step_delay_s})
         for setting in args.set:
             name, _, value = setting.partition("=")
             env[f"DAGUERRE_{name.upper()}"] = value
-        stack = Stack("fake", data_dir, 0, env)
+        stack = Stack(args.model, data_dir, 1, env)
         try:
             load = asyncio.run(asyncio.wait_for(run(args, stack, data_dir), 300))
         finally:

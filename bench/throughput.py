@@ -302,15 +302,18 @@ async def saturate(
 
 # --- 4. idle ---------------------------------------------------------------------------
 async def idle(bench: BenchStack, count: int) -> dict[str, float]:
-    """Sequential requests on the idle stack, then the same requests through the model
-    alone in this process (the stack idle meanwhile): the median of the difference."""
+    """Sequential requests on the idle stack, each followed by the same render through
+    the model alone in this process (the stack idle meanwhile), so that both see the
+    machine in the same state: the median of their difference is what the service adds."""
     from daguerre.models.base import RenderRequest, render
     from daguerre.models.registry import create_model
 
+    model = create_model(bench.model, threads=1)
+    model.setup("cpu")
     stack = bench.stack
     headers = {"Authorization": f"Bearer {stack.key}"}
     texts = prompts(count + 3, seed=7)
-    e2e = []
+    e2e, alone = [], []
     async with aiohttp.ClientSession(stack.url) as http:
         for i, text in enumerate(texts):
             body = {
@@ -323,19 +326,14 @@ async def idle(bench: BenchStack, count: int) -> dict[str, float]:
             async with http.post("/v1/images/generations", json=body, headers=headers) as resp:
                 await resp.read()
                 resp.raise_for_status()
+            took = time.perf_counter() - started
+            await asyncio.sleep(0.1)
+            request = RenderRequest(text, width=SIZE, height=SIZE)
+            model_s = _timed(lambda request=request: render(model, [request]))
             if i >= 3:  # the first ones warm connections and caches
-                e2e.append(time.perf_counter() - started)
-            await asyncio.sleep(0.2)
-    model = create_model(bench.model, threads=1)
-    model.setup("cpu")
-    render(model, [RenderRequest(texts[0], width=SIZE, height=SIZE)])
-    alone = [
-        min(
-            _timed(lambda text=text: render(model, [RenderRequest(text, width=SIZE, height=SIZE)]))
-            for _ in range(3)
-        )
-        for text in texts[3:]
-    ]
+                e2e.append(took)
+                alone.append(model_s)
+            await asyncio.sleep(0.1)
     overhead = [a - b for a, b in zip(e2e, alone, strict=True)]
     return {
         "e2e_p50_s": statistics.median(e2e),

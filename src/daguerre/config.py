@@ -44,6 +44,12 @@ class PoolSettings(BaseModel):
     # (a job of n images counts n). None: the model's own, measured where its
     # throughput stops growing (builtin: 64). See docs/performance.md for sizing it.
     batch_images: int | None = Field(default=None, ge=1)
+    # While a render at ``express_priority`` or better runs, the batch holds at most this
+    # many images, pausing lower-priority ones to make room: on a CPU every image added
+    # to a step slows every image of it (paid ones included), while an accelerator
+    # takes a bigger batch in about the same time. None: the model's own advice
+    # (builtin: 16), or none at all.
+    express_batch_images: int | None = Field(default=None, ge=1)
     # Renders a worker process holds beyond its batch budget, waiting to join at the
     # next step: its Temporal activity slots are the budget plus this room.
     waiting_room: int = Field(default=32, ge=0)
@@ -175,6 +181,11 @@ class Settings(BaseSettings):
     models: dict[str, ModelCatalogEntry] = Field(
         default_factory=lambda: {"builtin": ModelCatalogEntry()}
     )
+    # The niceness of a worker's engine process (its model): the model is throughput
+    # work, while the worker's Temporal client, the gateway and Temporal itself are
+    # latency work; on a machine the model saturates (a CPU model), this gives them the
+    # CPU first. 0: the same as the rest. Measured in bench/surge.py (docs/performance.md).
+    engine_niceness: int = Field(default=10, ge=0, le=19)
     # Seconds of rendering between two checkpoints of a render (at the first step
     # boundary after that): what a retry on another worker would otherwise redo. A
     # render shorter than this writes none.

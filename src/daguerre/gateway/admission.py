@@ -106,7 +106,8 @@ class Admission:
         # renewed every ``admission_cache_s``, rather than counting the job table twice
         # (profiled: a fifth of the gateway's CPU at 50 requests/s).
         self._backlogs: dict[str, BacklogSnapshot] = {}
-        self._lock = threading.Lock()  # decide() runs in threads: guards both dicts
+        self._reading: set[str] = set()  # pools whose counts a thread is reading now
+        self._lock = threading.Lock()  # decide() runs in threads: guards these
         self._paces: dict[str, Pace] = {}
 
     # --- measurements (blocking: call from a thread) ------------------------------------
@@ -132,14 +133,37 @@ class Admission:
         cached.at, cached.value = now, value
         return value
 
+    def fresh(self, pool: str) -> bool:
+        """Whether ``decide`` for ``pool`` would read nothing from the database now: the
+        event loop may then call it itself (most answers of a busy gateway)."""
+        now = time.monotonic()
+        snapshot = self._backlogs.get(pool)
+        throughput = self._throughput.get(pool)
+        return (
+            snapshot is not None
+            and now - snapshot.at < self._settings.admission_cache_s
+            and throughput is not None
+            and now - throughput.at < self._cache_s
+        )
+
     def backlog(self, pool: str) -> BacklogSnapshot:
-        """The pool's waiting jobs, at most ``admission_cache_s`` old."""
+        """The pool's waiting jobs, at most ``admission_cache_s`` old (or a little older
+        while another thread reads the new counts: one reads, the rest do not wait)."""
         with self._lock:
             snapshot = self._backlogs.get(pool)
             now = time.monotonic()
-            if snapshot is None or now - snapshot.at >= self._settings.admission_cache_s:
-                snapshot = BacklogSnapshot(now, self._jobs.backlog_by_priority(pool))
-                self._backlogs[pool] = snapshot
+            fresh = snapshot is not None and now - snapshot.at < self._settings.admission_cache_s
+            if fresh or (snapshot is not None and pool in self._reading):
+                return snapshot  # type: ignore[return-value]
+            self._reading.add(pool)
+        try:
+            counts = self._jobs.backlog_by_priority(pool)
+        finally:
+            with self._lock:
+                self._reading.discard(pool)
+        with self._lock:
+            snapshot = BacklogSnapshot(now, counts)
+            self._backlogs[pool] = snapshot
             return snapshot
 
     def _admitted(self, pool: str, priority: int) -> None:
@@ -193,7 +217,8 @@ class Admission:
 
     # --- the decision -------------------------------------------------------------------
     def decide(self, tier_name: str, pool: str, can_defer: bool = True) -> Decision:
-        """Blocking (database reads): call from a thread. Raises a 429 APIError.
+        """Blocking (database reads) unless ``fresh``: call it from a thread then.
+        Raises a 429 APIError.
 
         ``can_defer`` is False for a client that holds its connection open for the
         image (OpenAI's synchronous and streaming endpoints): a deferred job would only

@@ -17,7 +17,11 @@ async def check_rate_limits(
     services: Services, account: Account, tier: TierSettings, images: int
 ) -> dict[str, str]:
     """Count the request; its x-ratelimit-* headers, or a 429 carrying them."""
-    check = await anyio.to_thread.run_sync(services.limiter.check, account.id, tier, images)
+    limiter = services.limiter
+    if limiter.in_memory:
+        check = limiter.check(account.id, tier, images)
+    else:
+        check = await anyio.to_thread.run_sync(limiter.check, account.id, tier, images)
     headers = check.headers()
     if check.allowed:
         return headers

@@ -181,9 +181,13 @@ async def _admit(
         if request is not None:  # OpenAI sends x-ratelimit-* on every answer
             request.state.ratelimit_headers = headers
         gates.check_rollout(services, account, "edit" if spec.is_edit else "generate")
-        decision = await anyio.to_thread.run_sync(
-            services.admission.decide, account.tier, pool, can_defer
-        )
+        admission = services.admission
+        if admission.fresh(pool):  # cached counts: no thread hop for a few lookups
+            decision = admission.decide(account.tier, pool, can_defer)
+        else:
+            decision = await anyio.to_thread.run_sync(
+                admission.decide, account.tier, pool, can_defer
+            )
     except APIError as err:
         metrics.rejected.labels(account.tier, pool, err.code or "refused").inc()
         raise

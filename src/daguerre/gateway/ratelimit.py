@@ -60,6 +60,9 @@ class LimitCheck:
 class RateLimiter:
     def __init__(self, storage_uri: str | None) -> None:
         self._limiter = FixedWindowRateLimiter(storage_from_string(storage_uri or "memory://"))
+        # In memory, a check is a few dictionary operations: the event loop does it
+        # itself rather than hop to a thread (a surge is mostly these checks).
+        self.in_memory = storage_uri is None or storage_uri.startswith("memory")
 
     def _window(self, item: RateLimitItem, *ids: str) -> Window:
         stats = self._limiter.get_window_stats(item, *ids)
@@ -69,7 +72,7 @@ class RateLimiter:
     def check(self, account_id: str, tier: TierSettings, images: int) -> LimitCheck:
         """Count one request of ``images`` images, unless a limit is already spent.
 
-        Blocking (it may talk to Redis): call it from a thread."""
+        Blocking when the counts are in Redis: call it from a thread then."""
         requests_item, images_item = parse(tier.requests), parse(tier.images)
         exceeded = None
         # Images are tested before they are taken, so that a refused request of many

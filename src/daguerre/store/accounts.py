@@ -59,10 +59,13 @@ class AccountStore:
         return key
 
     def authenticate(self, key: str) -> Account | None:
-        with self._sessions() as session:
-            row = session.scalars(
-                select(AccountRow)
-                .join(ApiKeyRow, ApiKeyRow.account_id == AccountRow.id)
-                .where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
-            ).first()
-            return _account(row) if row is not None else None
+        """The key's account. A plain Core query, not the ORM's: a surge of new accounts
+        is a burst of these, each on a gateway thread that needs the GIL."""
+        query = (
+            select(AccountRow.id, AccountRow.name, AccountRow.tier, AccountRow.product)
+            .join(ApiKeyRow, ApiKeyRow.account_id == AccountRow.id)
+            .where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
+        )
+        with self._sessions.kw["bind"].connect() as conn:
+            row = conn.execute(query).first()
+        return Account(*row) if row is not None else None

@@ -77,6 +77,8 @@ def build_core(settings: Settings, pool: PoolSettings) -> tuple[EngineCore, Engi
         preemption=pool.preemption,
         max_pauses=settings.max_preemptions,
         memory_budget=pool.paused_memory_mb * 2**20,
+        express_priority=pool.express_priority,
+        express_budget=pool.express_batch_images or getattr(model, "express_batch_images", None),
     )
     checkpoints = Checkpoints(LocalBlobStore(settings.blobs_path))
     core = EngineCore(model, scheduler, SwapStore(checkpoints.put, checkpoints.get))
@@ -122,6 +124,8 @@ def engine_process(fd: int) -> None:
     conn = Connection(fd)
     settings, pool, parent = conn.recv()
     exit_with_parent(parent)
+    if settings.engine_niceness:
+        os.nice(settings.engine_niceness)
     logging.basicConfig(level=os.environ.get("DAGUERRE_LOG_LEVEL", "INFO").upper())
     try:
         core, info = build_core(settings, pool)

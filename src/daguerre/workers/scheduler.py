@@ -73,10 +73,17 @@ class Scheduler:
         preemption: bool = True,
         max_pauses: int = 10,
         memory_budget: int = 256 * 2**20,
+        express_priority: int = 0,
+        express_budget: int | None = None,
     ) -> None:
-        if budget < 1:
+        if budget < 1 or (express_budget is not None and express_budget < 1):
             raise ValueError("a batch budget is at least one image")
         self.budget = budget
+        # While a render at ``express_priority`` or better runs, the batch holds at most
+        # ``express_budget`` images: on a CPU every image added to a step slows every
+        # other one down, paid ones included.
+        self.express_priority = express_priority
+        self.express_budget = express_budget
         self.preemption = preemption
         self.max_pauses = max_pauses
         self.memory_budget = memory_budget
@@ -119,17 +126,32 @@ class Scheduler:
         ranked.sort(key=lambda pair: pair[0])
         return [render for _, render in ranked]
 
+    def _budget(self, ranked: list[Render]) -> int:
+        """The batch budget now: smaller while express work is held (see __init__)."""
+        if self.express_budget is None:
+            return self.budget
+        if any(r.priority <= self.express_priority for r in ranked):
+            return min(self.budget, self.express_budget)
+        return self.budget
+
     def plan(self) -> Plan:
         ranked = self.order()
+        budget = self._budget(ranked)
         chosen = [r for r in ranked if r.running]
         used = sum(r.images for r in chosen)
         paused: list[Render] = []
+        if used > budget:  # the budget shrank (express work arrived): make room
+            room = Render("room", self.express_priority, images=0)
+            for victim in self._victims(chosen, room, used, budget, partial=True) or []:
+                chosen.remove(victim)
+                used -= victim.images
+                paused.append(victim)
         for waiter in (r for r in ranked if not r.running):
-            if used + waiter.images <= self.budget or not chosen:
+            if used + waiter.images <= budget or not chosen:
                 chosen.append(waiter)
                 used += waiter.images
                 continue
-            victims = self._victims(chosen, waiter, used)
+            victims = self._victims(chosen, waiter, used, budget)
             if victims is None:
                 break  # it waits for room, and so does everything ranked after it
             for victim in victims:
@@ -145,8 +167,11 @@ class Scheduler:
             render.pauses += 1
         return Plan(run=chosen, pause=paused, swap=self._swaps(ranked))
 
-    def _victims(self, chosen: list[Render], waiter: Render, used: int) -> list[Render] | None:
-        """Running renders to pause so that ``waiter`` fits, or None if it cannot."""
+    def _victims(
+        self, chosen: list[Render], waiter: Render, used: int, budget: int, partial: bool = False
+    ) -> list[Render] | None:
+        """Running renders to pause so that ``waiter`` fits in ``budget``, or None if it
+        cannot; with ``partial``, as many as would help even if it still does not fit."""
         if not self.preemption:
             return None
         candidates = [
@@ -168,11 +193,11 @@ class Scheduler:
         )
         victims: list[Render] = []
         for victim in candidates:
-            if used + waiter.images <= self.budget:
+            if used + waiter.images <= budget:
                 break
             victims.append(victim)
             used -= victim.images
-        return victims if used + waiter.images <= self.budget else None
+        return victims if partial or used + waiter.images <= budget else None
 
     def _swaps(self, ranked: list[Render]) -> list[Render]:
         """Paused states to write out so that the rest fit the memory budget."""

@@ -156,3 +156,18 @@ def test_paused_states_past_the_memory_budget_are_swapped_worst_first() -> None:
 def test_a_budget_is_at_least_one_image() -> None:
     with pytest.raises(ValueError):
         Scheduler(budget=0)
+
+
+def test_while_paid_work_runs_the_batch_shrinks_to_the_express_budget() -> None:
+    s = Scheduler(budget=8, express_priority=2, express_budget=3)
+    free = [add(s, f"free-{i}", 3) for i in range(6)]
+    assert step(s) == [f"free-{i}" for i in range(6)]  # no paid work: the whole budget
+    add(s, "pro", 1)
+    plan = s.plan()
+    # The batch is cut to three images: the paid render and the two oldest free ones.
+    assert ids(plan.run) == ["free-0", "free-1", "pro"]
+    assert sorted(ids(plan.pause)) == [f"free-{i}" for i in range(2, 6)]
+    # Once the paid render is done, the free ones fill the whole budget again.
+    pro = plan.run[2]
+    assert step(s, [pro]) == [f"free-{i}" for i in range(6)]
+    assert all(r.pauses <= 1 for r in free)

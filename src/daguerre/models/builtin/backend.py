@@ -83,6 +83,9 @@ class BuiltinModel:
     # Where throughput peaks on two shared cores (bench/model.py, one thread): about
     # 100-118 images/s at 128 against 85-111 at 64; a step of 128 takes ~135 ms.
     batch_images = 128
+    # On a CPU a step's time grows with its batch: 16 images step in about twice the time
+    # of one. A worker holds its batch to this while paid work runs (see config.py).
+    express_batch_images = 16
 
     def __init__(
         self,
