@@ -79,9 +79,10 @@ class Scheduler:
         if budget < 1 or (express_budget is not None and express_budget < 1):
             raise ValueError("a batch budget is at least one image")
         self.budget = budget
-        # While a render at ``express_priority`` or better runs, the batch holds at most
-        # ``express_budget`` images: on a CPU every image added to a step slows every
-        # other one down, paid ones included.
+        # While a render at ``express_priority`` or better is held, lower-priority renders
+        # run only while the batch holds at most ``express_budget`` images: on a CPU every
+        # image added to a step slows every other one down, paid ones included. Express
+        # renders themselves may fill the whole budget.
         self.express_priority = express_priority
         self.express_budget = express_budget
         self.preemption = preemption
@@ -126,32 +127,27 @@ class Scheduler:
         ranked.sort(key=lambda pair: pair[0])
         return [render for _, render in ranked]
 
-    def _budget(self, ranked: list[Render]) -> int:
-        """The batch budget now: smaller while express work is held (see __init__)."""
+    def _cap(self, ranked: list[Render]) -> int | None:
+        """The most images the batch may hold while lower-priority renders run in it:
+        ``express_budget`` while express work is held, else no cap."""
         if self.express_budget is None:
-            return self.budget
+            return None
         if any(r.priority <= self.express_priority for r in ranked):
-            return min(self.budget, self.express_budget)
-        return self.budget
+            return self.express_budget
+        return None
 
     def plan(self) -> Plan:
         ranked = self.order()
-        budget = self._budget(ranked)
+        cap = self._cap(ranked)
         chosen = [r for r in ranked if r.running]
         used = sum(r.images for r in chosen)
         paused: list[Render] = []
-        if used > budget:  # the budget shrank (express work arrived): make room
-            room = Render("room", self.express_priority, images=0)
-            for victim in self._victims(chosen, room, used, budget, partial=True) or []:
-                chosen.remove(victim)
-                used -= victim.images
-                paused.append(victim)
         for waiter in (r for r in ranked if not r.running):
-            if used + waiter.images <= budget or not chosen:
+            if used + waiter.images <= self.budget or not chosen:
                 chosen.append(waiter)
                 used += waiter.images
                 continue
-            victims = self._victims(chosen, waiter, used, budget)
+            victims = self._victims(chosen, waiter, used, self.budget)
             if victims is None:
                 break  # it waits for room, and so does everything ranked after it
             for victim in victims:
@@ -160,6 +156,15 @@ class Scheduler:
                 paused.append(victim)
             chosen.append(waiter)
             used += waiter.images
+        if cap is not None and used > cap:
+            # Express work runs: lower-priority renders keep only what room is left
+            # under the cap (the worst go first; running ones pause, new ones wait).
+            room = Render("room", self.express_priority, images=0)
+            for render in self._victims(chosen, room, used, cap, partial=True, fresh=True) or []:
+                chosen.remove(render)
+                used -= render.images
+                if render.running:
+                    paused.append(render)
         running = set(map(id, chosen))
         for render in self._renders:
             render.running = id(render) in running
@@ -168,16 +173,25 @@ class Scheduler:
         return Plan(run=chosen, pause=paused, swap=self._swaps(ranked))
 
     def _victims(
-        self, chosen: list[Render], waiter: Render, used: int, budget: int, partial: bool = False
+        self,
+        chosen: list[Render],
+        waiter: Render,
+        used: int,
+        budget: int,
+        partial: bool = False,
+        fresh: bool = False,
     ) -> list[Render] | None:
         """Running renders to pause so that ``waiter`` fits in ``budget``, or None if it
-        cannot; with ``partial``, as many as would help even if it still does not fit."""
-        if not self.preemption:
+        cannot; with ``partial``, as many as would help even if it still does not fit;
+        with ``fresh``, chosen renders that are not running yet count too."""
+        if not self.preemption and not fresh:
             return None
         candidates = [
             r
             for r in chosen
-            if r.running
+            # A running render is paused (when preemption is on); one that has not
+            # started yet simply waits.
+            if ((r.running and self.preemption) or (fresh and not r.running))
             and r.priority > waiter.priority
             and r.pauses < self.max_pauses
             and (r.steps_left is None or r.steps_left > 1)

@@ -171,3 +171,17 @@ def test_while_paid_work_runs_the_batch_shrinks_to_the_express_budget() -> None:
     pro = plan.run[2]
     assert step(s, [pro]) == [f"free-{i}" for i in range(6)]
     assert all(r.pauses <= 1 for r in free)
+
+
+def test_paid_work_alone_fills_the_whole_budget_and_free_work_waits_under_the_cap() -> None:
+    s = Scheduler(budget=8, express_priority=2, express_budget=3)
+    for i in range(10):
+        add(s, f"pro-{i}", 1)
+    add(s, "free", 3)
+    assert step(s) == [f"pro-{i}" for i in range(8)]  # the cap binds only free work
+    off = Scheduler(budget=8, express_priority=2, express_budget=3, preemption=False)
+    add(off, "pro", 1)
+    for i in range(4):
+        add(off, f"free-{i}", 3)
+    # Without preemption nothing running is paused, but new free work keeps to the cap.
+    assert step(off) == ["pro", "free-0", "free-1"]
