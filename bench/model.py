@@ -1,23 +1,34 @@
-"""Speed of the built-in model on this machine: one image, and batched throughput.
+"""Speed of a model on this machine: one image, and batched throughput.
 
     .venv/bin/python bench/model.py [--threads 1] [--repeats 5]
+    .venv/bin/python bench/model.py --model diffusers --device cuda \
+        --options '{"pipeline": "/models/sd-turbo", "steps": 4}' --batches 1,2,4,8,16,32
 
-Prints the latency of one image at the service's default settings (8 steps, 64
-tokens), then images per second for a range of batch sizes, and the batch size
-where throughput peaks. Numbers, not pass/fail: the machine is shared and noisy,
-so each figure is the best of several repeats.
+Prints the latency of one image at the service's default settings, then two tables:
+
+- one request of n images (``render``), for the built-in model;
+- n independent requests stepped together with ``step_many``, as a worker's engine
+  runs them: images per second and the time of one shared step. The batch size where
+  images per second stops growing is the pool's ``batch_images``; the largest batch
+  whose step is still short enough for paid work is its ``express_batch_images`` (see
+  docs/performance.md, "Sizing a pool's batch budget").
+
+Numbers, not pass/fail: the machine is shared and noisy, so each figure is the best of
+several repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
+from typing import Any
 
-from daguerre.models.base import RenderRequest, render
-from daguerre.models.builtin.backend import BuiltinModel
+from daguerre.models.base import ImageModel, RenderRequest, render
 from daguerre.models.builtin.grammar import sample_caption
 from daguerre.models.builtin.scene import sample_scene
+from daguerre.models.registry import create_model
 
 
 def best_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -29,25 +40,68 @@ def best_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return best
 
 
+def stepped_together(model: ImageModel, requests: list[RenderRequest]) -> tuple[float, float]:
+    """Independent requests, one state each, stepped with ``step_many`` until all are
+    done (the engine's way): the seconds in all, and the longest shared step."""
+    started = time.perf_counter()
+    states = [model.start([request]) for request in requests]
+    longest = 0.0
+    while any(s.step < s.total_steps for s in states):
+        running = [s for s in states if s.step < s.total_steps]
+        t = time.perf_counter()
+        stepped = iter(model.step_many(running))
+        longest = max(longest, time.perf_counter() - t)
+        states = [next(stepped) if s.step < s.total_steps else s for s in states]
+    for state in states:
+        model.finish(state)
+    return time.perf_counter() - started, longest
+
+
+def engine_table(model: ImageModel, prompts: list[str], batches: list[int], repeats: int) -> None:
+    print("independent requests stepped together (step_many, as a worker's engine does):")
+    print(f"{'batch':>6} {'ms/image':>9} {'images/s':>9} {'step ms':>9}")
+    best_bs, best_rate = 1, 0.0
+    for bs in batches:
+        reqs = [RenderRequest(p, seed=i) for i, p in enumerate(prompts[:bs])]
+        runs = [stepped_together(model, reqs) for _ in range(repeats)]
+        total, step = min(r[0] for r in runs), min(r[1] for r in runs)
+        rate = bs / total
+        if rate > best_rate:
+            best_bs, best_rate = bs, rate
+        print(f"{bs:>6} {total / bs * 1000:>9.1f} {rate:>9.1f} {step * 1000:>9.1f}")
+    print(f"peak: {best_rate:.1f} images/s at batch size {best_bs}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default="builtin", help="a registered backend")
+    parser.add_argument("--options", default="{}", help="the backend's options, as JSON")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="built-in model only")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", default="1,2,4,8,16,32,64,128")
     args = parser.parse_args()
-    model = BuiltinModel(threads=args.threads)
-    model.setup("cpu")
+    options: dict[str, Any] = json.loads(args.options)
+    if args.model == "builtin":
+        options.setdefault("threads", args.threads)
+    model = create_model(args.model, **options)
+    model.setup(args.device)
     rng = random.Random(0)
     prompts = [sample_caption(sample_scene(rng), rng)[0] for _ in range(256)]
+    batches = [int(b) for b in args.batches.split(",")]
 
     render(model, [RenderRequest(prompts[0])])  # warm-up
     one = best_time(lambda: render(model, [RenderRequest(prompts[1], seed=1)]), args.repeats * 2)
-    print(f"threads={args.threads}")
-    print(f"one image, default settings (8 steps, 64 tokens): {one * 1000:.1f} ms")
+    print(f"model={args.model} options={options} device={args.device}")
+    print(f"one image, default settings: {one * 1000:.1f} ms")
+    if args.model != "builtin":
+        engine_table(model, prompts, batches, args.repeats)
+        return
 
     best_bs, best_rate = 1, 0.0
+    print("one request of n images (render):")
     print(f"{'batch':>6} {'s/batch':>9} {'ms/image':>9} {'images/s':>9}")
-    for bs in (int(b) for b in args.batches.split(",")):
+    for bs in batches:
         reqs = [RenderRequest(p, seed=i) for i, p in enumerate(prompts[:bs])]
         t = best_time(lambda reqs=reqs: render(model, reqs), args.repeats)
         rate = bs / t
@@ -55,6 +109,7 @@ def main() -> None:
             best_bs, best_rate = bs, rate
         print(f"{bs:>6} {t:>9.3f} {t / bs * 1000:>9.1f} {rate:>9.1f}")
     print(f"peak throughput: {best_rate:.1f} images/s at batch size {best_bs}")
+    engine_table(model, prompts, batches, args.repeats)
 
     src = render(model, [RenderRequest(prompts[2], seed=2)])[0]
     edit_px = best_time(

@@ -19,6 +19,8 @@ All in one run on this machine (numbers, not pass/fail: the machine is shared):
     .venv/bin/python bench/throughput.py --only costs         # one section
     .venv/bin/python bench/throughput.py --seconds 10         # shorter windows
     .venv/bin/python bench/throughput.py --json out.json      # also write the figures
+    git worktree add /tmp/before <commit>                       # costs before and after,
+    .venv/bin/python bench/throughput.py --only costs --baseline /tmp/before   # one run
 
 Each stack is a private `daguerre up` (temp data dir, free ports) with the counters of
 bench/probe/ loaded into its gateway and worker. Prompts are drawn from the built-in
@@ -110,9 +112,12 @@ def _timed(fn: Any) -> float:
 # --- reading the stack's counters ------------------------------------------------------
 def temporal_rpcs(metrics_port: int) -> Counter[str]:
     """Requests the Temporal frontend served, by operation, plus persistence calls."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
-        text = r.read().decode()
     out: Counter[str] = Counter()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:  # a baseline checkout whose launcher cannot open the metrics port
+        return out
     for line in text.splitlines():
         if line.startswith("service_requests{") and 'service_name="frontend"' in line:
             match = re.search(r'operation="([^"]+)"', line)
@@ -166,6 +171,7 @@ class BenchStack:
     model: str
     pool: dict[str, Any]
     extra: dict[str, str] = field(default_factory=dict)
+    code: Path | None = None  # another checkout to run instead of this one (--baseline)
 
     def __enter__(self) -> BenchStack:
         self._tmp = tempfile.TemporaryDirectory(prefix="daguerre-throughput-")
@@ -175,7 +181,9 @@ class BenchStack:
         self.probe_dir.mkdir()
         self.metrics_port = free_port()
         env = {
-            "PYTHONPATH": f"{PROBE}{os.pathsep}{REPO}",
+            "PYTHONPATH": os.pathsep.join(
+                ([str(self.code / "src")] if self.code else []) + [str(PROBE), str(REPO)]
+            ),
             "DAGUERRE_BENCH_PROBE_DIR": str(self.probe_dir),
             "DAGUERRE_TEMPORAL_METRICS_PORT": str(self.metrics_port),
             "DAGUERRE_ACCESS": json.dumps(ACCESS),
@@ -601,12 +609,18 @@ async def run_stacks(args: argparse.Namespace, out: dict[str, Any]) -> None:
 
 
 async def run_costs(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    with BenchStack("fake", {}) as bench:
-        w = await saturate(bench, 1, args.cost_clients, args.seconds, args.warm_s)
-        ids = recent_job_ids(bench.data_dir, 5)
-        events = await history_events(bench.temporal_address(), ids)
-        print("\nwhat one job costs (fake instant model, saturation, 512x512, n=1):", flush=True)
-        out["costs"] = describe_costs(w, events)
+    runs = [("costs", None)] + ([("costs_baseline", args.baseline)] if args.baseline else [])
+    for name, code in runs:
+        with BenchStack("fake", {}, code=code) as bench:
+            w = await saturate(bench, 1, args.cost_clients, args.seconds, args.warm_s)
+            ids = recent_job_ids(bench.data_dir, 5)
+            events = await history_events(bench.temporal_address(), ids)
+            which = f"the checkout at {code}" if code else "this checkout"
+            print(
+                f"\nwhat one job costs, {which} (fake instant model, saturation, 512x512, n=1):",
+                flush=True,
+            )
+            out[name] = describe_costs(w, events)
 
 
 def ratios(out: dict[str, Any]) -> None:
@@ -656,6 +670,13 @@ def main() -> None:
     parser.add_argument("--ceiling-in-flight", type=int, default=128)
     parser.add_argument("--idle", type=int, default=20, help="sequential requests")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure the costs of the checkout in this folder (a git worktree of an "
+        "older commit), in the same run; its Temporal RPCs are counted only if its "
+        "launcher takes DAGUERRE_TEMPORAL_METRICS_PORT",
+    )
     args = parser.parse_args()
     args.sections = args.only or sections
     out = asyncio.run(main_async(args))

@@ -63,5 +63,6 @@ class Services:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        self.feed.close()
         await self.engine.close()
         self.store.close()

@@ -414,7 +414,8 @@ class JobChanges:
             .where(JobRow.id == job_id, JobRow.status.not_in(_TERMINAL))
             .values(
                 status=JobStatus.SUCCEEDED.value,
-                step=JobRow.total_steps,
+                # A job completed without a recorded start keeps its step.
+                step=func.coalesce(JobRow.total_steps, JobRow.step),
                 finished_at=now,
                 updated_at=now,
                 error=None,

@@ -2,19 +2,21 @@
 
 The job row is the record: a worker writes its step and a preview blob key there (in
 batches: workers/job_rows.py), and the gateway reads a ``ProgressFeed``. The embedded
-feed polls the row, which needs nothing else running. With ``redis_url`` set, the
-worker also announces each change on the job's Redis channel (``announcer``) and
-``redis_progress`` reads the row when an announcement arrives instead of on a timer;
-a late watcher still starts from the row's latest state.
+feed polls the row, which needs nothing else running, and workers on the same host
+ring its doorbell after each commit (store/doorbell.py), so that it reads at once.
+With ``redis_url`` set, the worker announces each change on the job's Redis channel
+instead (``announcer``) and ``redis_progress`` reads the row when an announcement
+arrives; a late watcher still starts from the row's latest state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 import anyio
@@ -22,6 +24,7 @@ import anyio
 from daguerre.config import Settings
 from daguerre.domain import JobRecord, JobStatus, ProgressEvent
 from daguerre.store.blobs import BlobStore
+from daguerre.store.doorbell import Doorbell, DoorbellListener
 from daguerre.store.jobs import JobStore
 
 TERMINAL_EVENT = {
@@ -43,6 +46,10 @@ class ProgressFeed(Protocol):
 
     async def wait(self, job_id: str) -> JobRecord | None:
         """The job once it is terminal (None if there is no such job)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the feed holds (the gateway is stopping)."""
         ...
 
 
@@ -67,17 +74,32 @@ class PollingProgressFeed:
 
     The tick follows the load: every ``MIN_TICK_S`` for a lone waiter (an idle service
     answers within milliseconds of the render), a little longer per job followed, up to
-    ``interval_s`` (a query of many ids costs more, and under load latency is seconds)."""
+    ``interval_s`` (a query of many ids costs more, and under load latency is seconds).
+
+    With a ``doorbell`` (store/doorbell.py), workers on this host ring after they commit
+    rows: the poller reads as soon as one rings, no more often than the tick, and once
+    rings are heard its timer falls back to ``interval_s``, only to catch writers that
+    do not ring. An idle answer then costs neither a tick's wait nor a busy poller."""
 
     MIN_TICK_S = 0.005
     TICK_PER_JOB_S = 0.00025
+    # Rings heard this recently mean the workers here ring: the timer may slow down.
+    RINGS_TRUSTED_S = 300.0
 
-    def __init__(self, jobs: JobStore, blobs: BlobStore, interval_s: float = 0.15) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        blobs: BlobStore,
+        interval_s: float = 0.15,
+        doorbell: DoorbellListener | None = None,
+    ) -> None:
         self._jobs = jobs
         self._blobs = blobs
         self._interval_s = interval_s
+        self._doorbell = doorbell
         self._watches: dict[str, list[_Watch]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._last_poll = float("-inf")
 
     def _preview(self, job: JobRecord) -> bytes | None:
         if job.preview_key is None or job.is_terminal:
@@ -89,9 +111,20 @@ class PollingProgressFeed:
 
     # --- the shared poller ---------------------------------------------------------------
     async def _tick(self) -> None:
-        """Wait until rows may have changed: here, a timer."""
-        tick = self.MIN_TICK_S + self.TICK_PER_JOB_S * len(self._watches)
-        await asyncio.sleep(min(tick, self._interval_s))
+        """Wait until rows may have changed: a timer, or a worker's ring."""
+        tick = min(self.MIN_TICK_S + self.TICK_PER_JOB_S * len(self._watches), self._interval_s)
+        if self._doorbell is None:
+            await asyncio.sleep(tick)
+            return
+        since = time.monotonic() - self._last_poll
+        if since < tick:  # rings never make the poller read more often than its tick
+            await asyncio.sleep(tick - since)
+        trusted = time.monotonic() - self._doorbell.last_ring < self.RINGS_TRUSTED_S
+        await self._doorbell.wait(self._interval_s if trusted else tick)
+
+    def close(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.close()
 
     def _followed(self, job_ids: set[str]) -> None:
         """The set of followed jobs changed (a subclass subscribes to them)."""
@@ -101,6 +134,8 @@ class PollingProgressFeed:
         self._watches.setdefault(job_id, []).append(watch)
         self._followed(set(self._watches))
         if self._poller is None or self._poller.done():
+            if self._doorbell is not None:
+                self._doorbell.open()
             self._poller = asyncio.create_task(self._poll(), name="daguerre-progress-feed")
         return watch
 
@@ -119,6 +154,7 @@ class PollingProgressFeed:
             if not ids:
                 break
             seen = {job_id: [w.seen for w in self._watches.get(job_id, [])] for job_id in ids}
+            self._last_poll = time.monotonic()
             try:
                 states, finals = await anyio.to_thread.run_sync(self._read, ids, seen)
             except Exception:  # the database is busy or down: keep the watchers waiting
@@ -203,14 +239,26 @@ class PollingProgressFeed:
             self._unregister(watch)
 
 
-def announcer(settings: Settings) -> Callable[[set[str]], None] | None:
-    """How a worker tells watchers that job rows changed: Redis pub/sub when configured;
-    None with the embedded feed, which polls the rows anyway."""
+def doorbell_folder(settings: Settings) -> Path:
+    """Where the gateways of this host leave their doorbells (store/doorbell.py)."""
+    return settings.data_dir / "doorbells"
+
+
+class Announcer(Protocol):
+    def __call__(self, job_ids: set[str]) -> None:
+        """These jobs' rows changed (called after the commit)."""
+
+    def close(self) -> None: ...
+
+
+def announcer(settings: Settings) -> Announcer:
+    """How a worker tells watchers that job rows changed: Redis pub/sub when configured,
+    else the doorbell of every gateway on this host (whose feed polls the rows)."""
     if settings.redis_url:
         from daguerre.store.redis_progress import RedisAnnouncer
 
         return RedisAnnouncer(settings.redis_url)
-    return None
+    return Doorbell(doorbell_folder(settings))
 
 
 def progress_feed(settings: Settings, jobs: JobStore, blobs: BlobStore) -> ProgressFeed:
@@ -219,4 +267,9 @@ def progress_feed(settings: Settings, jobs: JobStore, blobs: BlobStore) -> Progr
         from daguerre.store.redis_progress import RedisProgressFeed
 
         return RedisProgressFeed(jobs, blobs, settings.redis_url, settings.redis_fallback_poll_s)
-    return PollingProgressFeed(jobs, blobs, settings.events_poll_interval_s)
+    return PollingProgressFeed(
+        jobs,
+        blobs,
+        settings.events_poll_interval_s,
+        DoorbellListener(doorbell_folder(settings)),
+    )

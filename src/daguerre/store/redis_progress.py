@@ -35,6 +35,9 @@ class RedisAnnouncer:
     def __init__(self, url: str) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
+    def close(self) -> None:
+        self._redis.close()
+
     def __call__(self, job_ids: set[str]) -> None:
         try:
             with self._redis.pipeline(transaction=False) as pipe:

@@ -234,10 +234,11 @@ async def render_activities(
     otherwise), the batched job-row writer and the checkpoint store."""
     engine = Engine(driver or ProcessDriver(settings, pool))
     await engine.start()
+    announce = announcer(settings)
     rows = JobRows(
         store.jobs,
         settings.progress_interval_s,
-        announce=announcer(settings),
+        announce=announce,
         listen=engine.flags,
     )
     rows.start()
@@ -245,4 +246,5 @@ async def render_activities(
         yield RenderActivities(store, settings, engine, rows, Checkpoints(store.blobs))
     finally:
         await rows.stop()
+        announce.close()
         await engine.stop()
