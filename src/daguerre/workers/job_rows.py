@@ -16,7 +16,8 @@ thread hop:
   so that their renders stop at the next step instead of at their next heartbeat; and
   which someone watches, so that only those render previews.
 
-After a flush, ``announce`` is told which jobs changed (Redis pub/sub, when configured).
+After a flush, ``announce`` is told which jobs changed (Redis pub/sub when configured,
+else the doorbells of the gateways on this host: store/doorbell.py).
 """
 
 from __future__ import annotations
