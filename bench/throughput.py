@@ -254,6 +254,17 @@ class Window:
         return {op: n / max(self.jobs, 1) for op, n in sorted(delta.items()) if n}
 
 
+def generation(model: str, prompt: str, n: int = 1) -> dict[str, Any]:
+    """The body of one POST /v1/images/generations, as every section sends it."""
+    return {
+        "model": model,
+        "prompt": prompt,
+        "n": n,
+        "size": f"{SIZE}x{SIZE}",
+        "response_format": "url",
+    }
+
+
 async def saturate(
     bench: BenchStack, n: int, clients: int, seconds: float, warm_s: float
 ) -> Window:
@@ -269,13 +280,7 @@ async def saturate(
 
     async def user(http: aiohttp.ClientSession) -> None:
         while time.monotonic() < stop_at:
-            body = {
-                "model": bench.model,
-                "prompt": texts[next(sent) % len(texts)],
-                "n": n,
-                "size": f"{SIZE}x{SIZE}",
-                "response_format": "url",
-            }
+            body = generation(bench.model, texts[next(sent) % len(texts)], n)
             started = time.monotonic()
             async with http.post("/v1/images/generations", json=body, headers=headers) as resp:
                 await resp.read()
@@ -324,12 +329,7 @@ async def idle(bench: BenchStack, count: int) -> dict[str, float]:
     e2e, alone = [], []
     async with aiohttp.ClientSession(stack.url) as http:
         for i, text in enumerate(texts):
-            body = {
-                "model": bench.model,
-                "prompt": text,
-                "size": f"{SIZE}x{SIZE}",
-                "response_format": "url",
-            }
+            body = generation(bench.model, text)
             started = time.perf_counter()
             async with http.post("/v1/images/generations", json=body, headers=headers) as resp:
                 await resp.read()

@@ -11,26 +11,36 @@ from daguerre.domain import JobSpec, JobStatus
 from daguerre.engine.client import TemporalEngine
 from daguerre.procs import cmdline
 from daguerre.store import Store, open_store
+from daguerre.workers.checkpoints import Checkpoints
 from tests.integration.conftest import unique_tag
 from tests.integration.helpers import wait_job, wait_terminal
 from tests.support.stack import StackConfig, start_worker
 
 
-async def test_kill_9_worker_mid_render_resumes_from_checkpoint(
-    tmp_path: Path, temporal_address: str
-) -> None:
-    config = StackConfig(
+def crash_config(
+    tmp_path: Path, temporal_address: str, pool: dict[str, object] | None = None
+) -> StackConfig:
+    """Frequent checkpoints and a quick takeover, so that a kill is survived soon."""
+    return StackConfig(
         tmp_path,
         unique_tag(),
         temporal_address,
         values={
             "checkpoint_interval_s": 0.2,
-            # Short, so the retry starts soon after the kill.
+            # The render is a local activity: its workflow task goes to another worker
+            # this long after the first one died.
             "heartbeat_timeout_s": 1.0,
             "retry_initial_interval_s": 0.2,
         },
         step_delay_s=0.1,
+        pool=pool or {},
     )
+
+
+async def test_kill_9_worker_mid_render_resumes_from_checkpoint(
+    tmp_path: Path, temporal_address: str
+) -> None:
+    config = crash_config(tmp_path, temporal_address)
     settings = config.settings()
     store = open_store(settings)
     engine = TemporalEngine(settings)
@@ -60,9 +70,9 @@ async def test_kill_9_worker_mid_render_resumes_from_checkpoint(
 
 
 def newest_checkpoint(store: Store, job_id: str) -> int:
-    keys = store.blobs.keys(f"checkpoints/{job_id}")
-    assert keys, f"job {job_id} has no checkpoint"
-    return max(int(key.rsplit("/", 1)[1].split(".")[0]) for key in keys)
+    newest = Checkpoints(store.blobs).latest(job_id)
+    assert newest is not None, f"job {job_id} has no checkpoint"
+    return newest[0]
 
 
 async def test_kill_9_worker_with_a_full_batch_resumes_every_job_from_a_checkpoint(
@@ -70,20 +80,7 @@ async def test_kill_9_worker_with_a_full_batch_resumes_every_job_from_a_checkpoi
 ) -> None:
     """Six renders share every step of one worker (its whole batch budget) when it is
     killed: each is taken over by the next worker from its own newest checkpoint."""
-    config = StackConfig(
-        tmp_path,
-        unique_tag(),
-        temporal_address,
-        values={
-            "checkpoint_interval_s": 0.2,
-            # The render is a local activity: its workflow task goes to another worker
-            # this long after the first one died.
-            "heartbeat_timeout_s": 1.0,
-            "retry_initial_interval_s": 0.2,
-        },
-        step_delay_s=0.1,
-        pool={"batch_images": 6},
-    )
+    config = crash_config(tmp_path, temporal_address, pool={"batch_images": 6})
     settings = config.settings()
     store = open_store(settings)
     engine = TemporalEngine(settings)
@@ -115,7 +112,7 @@ async def test_kill_9_worker_with_a_full_batch_resumes_every_job_from_a_checkpoi
         assert job.resumed_from_step is not None and job.resumed_from_step > 0
         assert job.resumed_from_step == saved[job.id]
         assert len(job.images) == 1 and store.blobs.exists(job.images[0].blob_key)
-        assert store.blobs.keys(f"checkpoints/{job.id}") == []  # cleaned up
+        assert Checkpoints(store.blobs).latest(job.id) is None  # cleaned up
     store.close()
 
 

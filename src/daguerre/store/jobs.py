@@ -335,7 +335,7 @@ class JobChanges:
         self._dialect = dialect
 
     def _update(self, job_id: str, *conditions: Any, **values: Any) -> bool:
-        values["updated_at"] = utcnow()
+        values.setdefault("updated_at", utcnow())
         result = self._conn.execute(
             update(JobRow).where(JobRow.id == job_id, *conditions).values(**values)
         )
@@ -409,19 +409,16 @@ class JobChanges:
     def complete(self, job_id: str, images: Sequence[ImageRecord]) -> bool:
         """Store the images (upsert by job and index) and mark the job succeeded."""
         now = utcnow()
-        result = self._conn.execute(
-            update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status.not_in(_TERMINAL))
-            .values(
-                status=JobStatus.SUCCEEDED.value,
-                # A job completed without a recorded start keeps its step.
-                step=func.coalesce(JobRow.total_steps, JobRow.step),
-                finished_at=now,
-                updated_at=now,
-                error=None,
-            )
-        )
-        if not getattr(result, "rowcount", 0):
+        if not self._update(
+            job_id,
+            JobRow.status.not_in(_TERMINAL),
+            status=JobStatus.SUCCEEDED.value,
+            # A job completed without a recorded start keeps its step.
+            step=func.coalesce(JobRow.total_steps, JobRow.step),
+            finished_at=now,
+            updated_at=now,
+            error=None,
+        ):
             return False
         for image in images:
             self._conn.execute(self._upsert_image(image, now))
