@@ -5,15 +5,24 @@ default that works on a laptop with nothing else installed (`daguerre up`)."""
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from limits import parse as parse_limit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from daguerre import priority as priorities
 from daguerre.access import AccessConfig, TierSettings, load_access
+
+# The most steps any request may ask for, whatever the model.
+MAX_STEPS = 1000
+# The steps each shipped backend takes, as data (the gateway imports no model): the
+# built-in model reveals its 64 tokens in at most 64 steps (models/builtin/backend.py
+# refuses more); a diffusers scheduler takes any count, and past 150 nothing improves.
+STEP_RANGES: dict[str, tuple[int, int]] = {"builtin": (1, 64), "diffusers": (1, 150)}
 
 
 class ModelCatalogEntry(BaseModel):
@@ -25,12 +34,22 @@ class ModelCatalogEntry(BaseModel):
 
     sizes: list[int] = Field(default_factory=lambda: [64, 128, 256, 512, 1024])
     auto_size: int = 512
+    # The ``steps`` a request may ask for, [least, most]: the gateway refuses others
+    # with a 400 rather than accept a job the model would fail. None: the backend's
+    # own range when the entry is named after it (STEP_RANGES), else 1..1000.
+    steps: tuple[int, int] | None = None
 
     @model_validator(mode="after")
     def _auto_is_supported(self) -> ModelCatalogEntry:
         if self.auto_size not in self.sizes:
             raise ValueError(f"auto_size {self.auto_size} is not one of sizes {self.sizes}")
+        if self.steps is not None and not 1 <= self.steps[0] <= self.steps[1]:
+            raise ValueError(f"steps {list(self.steps)} is not a range [least, most] from 1")
         return self
+
+    def step_range(self, model: str) -> tuple[int, int]:
+        """The steps ``model`` (this entry's name in the catalog) takes."""
+        return self.steps or STEP_RANGES.get(model, (1, MAX_STEPS))
 
     def size_names(self) -> list[str]:
         return ["auto", *(f"{s}x{s}" for s in self.sizes)]
@@ -104,6 +123,10 @@ class Settings(BaseSettings):
     # fine for one gateway; several gateways must share one value.
     url_signing_secret: SecretStr | None = None
     image_url_ttl_s: int = 3600
+    # Interactive API docs (Swagger UI) at /docs, from assets the gateway serves itself.
+    # Off by default: the docs page shares its origin with the chat page, which keeps
+    # the API key in the browser. /openapi.json is served either way.
+    api_docs: bool = False
     max_body_bytes: int = 1_000_000
     # How long POST /v1/images/generations waits for its job before answering 503.
     sync_wait_timeout_s: float = 900.0
@@ -128,6 +151,21 @@ class Settings(BaseSettings):
     # How long a gateway trusts an API key's account (and tier) once read: a tier change
     # reaches it within this time. 0: read the database for every request.
     auth_cache_s: float = Field(default=5.0, ge=0)
+    # Server-Sent Event streams one account may hold open on one gateway at once (job
+    # events, streamed generations and edits); past it a new one is a 429
+    # (too_many_streams). 0: no cap.
+    max_streams_per_account: int = Field(default=16, ge=0)
+    # Per account, the requests that start no job: reads (jobs, events, images,
+    # conversations), cancels and conversation writes; counted like the tiers' limits
+    # (memory, or Redis with redis_url). None: no limit.
+    read_rate_limit: str | None = "600/minute"
+    # The orphan reconciler (gateway/reconciler.py): every this many seconds (and at
+    # start-up) a gateway starts, or fails with a reason, the queued and deferred jobs at
+    # least orphan_min_age_s old that have no workflow (their gateway died between
+    # recording and starting them). 0: never. The age stays above the engine's retries
+    # of one start (~45 s), so a submit still under way is left alone.
+    orphan_sweep_s: float = Field(default=60.0, ge=0)
+    orphan_min_age_s: float = Field(default=60.0, ge=0)
 
     # --- engine (Temporal) --------------------------------------------------------------
     temporal_address: str | None = None  # None: `daguerre up` runs a local dev server
@@ -162,10 +200,38 @@ class Settings(BaseSettings):
     # JSON of the same shape. Operators override them live through /admin.
     tiers_file: Path | None = None
     access: AccessConfig | None = None
-    # The key for /admin and `daguerre admin`; accounts of tier "admin" may use it too.
+    # The key for /admin and `daguerre admin`; API keys with the "admin" scope
+    # (`daguerre keys create --admin`) may use those too.
     admin_key: SecretStr | None = None
-    # Signs job webhooks (HMAC-SHA256); None: jobs cannot ask for a webhook.
+    # Whether GET /metrics needs a bearer key: "on", "off", or "auto" (on unless the
+    # gateway's host is a loopback address). Accepted: metrics_key, admin_key, or an
+    # API key with the "admin" scope.
+    metrics_auth: Literal["auto", "on", "off"] = "auto"
+    # A key for Prometheus alone (it can read /metrics, nothing else).
+    metrics_key: SecretStr | None = None
+    # --- webhooks (workers/webhooks.py, webhook_guard.py) ---------------------------------
+    # The server-wide signing secret of older deployments. Each account now signs with
+    # its own (GET /v1/webhooks/secret); this one still signs for accounts that have
+    # none yet, and beside an account's first own secret for webhook_secret_grace_s,
+    # so existing receivers keep working while they move over. None: not used.
     webhook_secret: SecretStr | None = None
+    # How long a rotated-out account secret (or the server's, beside an account's first
+    # own one) still signs, beside the new one.
+    webhook_secret_grace_s: float = Field(default=86_400.0, ge=0)
+    # Destinations webhooks may reach although they are not public addresses: host names
+    # and CIDR blocks (e.g. "hooks.internal,10.1.0.0/16"). Comma separated in the
+    # environment. Empty: the public internet only.
+    webhook_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Deliveries one worker process runs at once, on a Temporal worker of their own (so
+    # they never hold up a job's bookkeeping), and at most this many to one destination.
+    webhook_concurrency: int = Field(default=16, ge=1)
+    webhook_max_per_destination: int = Field(default=4, ge=1)
+    # The longest one delivery may take, all told (connecting takes at most 3 s of it).
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=25)
+    # After this many consecutive failures a destination is not called for
+    # webhook_cooloff_s (its deliveries wait, and retry after it).
+    webhook_breaker_failures: int = Field(default=5, ge=1)
+    webhook_cooloff_s: float = Field(default=60.0, ge=0)
     # How often a gateway reads the operators' live overrides from the database.
     controls_refresh_s: float = Field(default=1.0, gt=0)
 
@@ -193,6 +259,27 @@ class Settings(BaseSettings):
     # At most one progress update (job row + preview image) per this many seconds:
     # watchers poll every ~150 ms, so writing every step of a fast model is wasted work.
     progress_interval_s: float = Field(default=0.1, ge=0)
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        # From the environment: a JSON list, or comma separated.
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("read_rate_limit")
+    @classmethod
+    def _read_limit(cls, value: str | None) -> str | None:
+        if value is None or not value.strip() or value.strip().lower() == "none":
+            return None  # DAGUERRE_READ_RATE_LIMIT= (empty) switches it off
+        try:
+            parse_limit(value)
+        except ValueError as err:
+            raise ValueError(f"{value!r} is not a rate limit such as '600/minute'") from err
+        return value
 
     @field_validator("model_plugins", mode="before")
     @classmethod

@@ -149,10 +149,19 @@ class JobRecord:
     priority: int | None = None
     degraded: bool = False
     webhook_url: str | None = None
+    # The id the client chose (POST /v1/jobs {"id": ...}), unique per account only; ``id``
+    # is then derived from it and the account (see gateway/jobs.py new_job_id), so that
+    # two accounts may use the same one and neither learns that the other did.
+    client_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    @property
+    def public_id(self) -> str:
+        """The job's id as its owner knows it: their own id, else the row's."""
+        return self.client_id if self.client_id is not None else self.id
 
 
 @dataclass(frozen=True)

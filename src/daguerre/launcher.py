@@ -29,10 +29,11 @@ from types import FrameType
 import httpx
 
 from daguerre.config import Settings
+from daguerre.demokey import KEY_FILE, demo_key
 from daguerre.procs import SUPERVISED_ENV, cmdline, pid_alive, port_free, port_open
 from daguerre.store import open_store
+from daguerre.store.private import private_dir
 
-DEMO_ACCOUNT = "demo"
 # The dev server's dynamic config for tiers and accounts to count: fairness switched on
 # (so fairness keys and weights matter), and one partition per task queue, because
 # priority and fairness order tasks within a partition; with the default four, a
@@ -311,7 +312,7 @@ class Launcher:
                 f"port {settings.port} on {settings.host} is taken; "
                 f"set DAGUERRE_PORT to a free port"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # 0700 before Temporal's database is made in it
         key = self._demo_key()
         try:
             address = settings.temporal_address
@@ -333,15 +334,12 @@ class Launcher:
         return 0
 
     def _demo_key(self) -> str:
-        """A fresh key for the demo account. Opening the store here also migrates the
-        database once, before the children start (so they do not all race to do it)."""
+        """The demo account's key, the same across restarts (see demokey.py). Opening
+        the store here also migrates the database once, before the children start (so
+        they do not all race to do it)."""
         store = open_store(self.settings)
         try:
-            accounts = store.accounts
-            account = accounts.find_account(DEMO_ACCOUNT) or accounts.create_account(
-                DEMO_ACCOUNT, "pro", "api"
-            )
-            return accounts.create_api_key(account.id)
+            return demo_key(store.accounts, self.data_dir)
         finally:
             store.close()
 
@@ -362,7 +360,7 @@ class Launcher:
             f"\nDaguerre is up.\n"
             f"  Chat page: {url}/#key={key}   (opens signed in as the demo account)\n"
             f"  API:       {url}/v1   (the OpenAI client's base_url)\n"
-            f"  API key:   {key}   (a fresh demo key)\n"
+            f"  API key:   {key}   (the demo key, kept in {self.data_dir / KEY_FILE})\n"
             f"  Temporal:  {address}\n"
             f"  Data:      {self.data_dir}\n"
             f"Try:\n"

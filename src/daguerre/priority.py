@@ -6,14 +6,16 @@ Priorities are Temporal priority keys: 1 runs first, 5 last. Temporal orders wai
 tasks by them (and, within one, shares out by fairness key: the account), and a
 worker's scheduler orders the renders it holds by them the same way.
 
-Each pool has three task queues:
+Each pool has four task queues:
 
 - its main queue, for jobs (the workflow and its render);
 - its express queue, for jobs at the pool's ``express_priority`` or better, which every
   worker of the pool serves with slots of its own: a backlog of lower-priority work on
   the main queue never stands between a paid job and a worker;
-- its control queue, for bookkeeping activities (marking a job failed or cancelled,
-  calling a webhook), which never wait behind the pool's render backlog.
+- its control queue, for bookkeeping activities (marking a job failed or cancelled),
+  which never wait behind the pool's render backlog;
+- its webhook queue (the control queue's name + "-webhooks"), for calling webhooks,
+  which never wait behind, nor hold up, the bookkeeping.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def express_queue(task_queue: str) -> str:
 
 def control_queue(task_queue: str) -> str:
     return f"{task_queue}-control"
+
+
+def webhook_queue(control: str) -> str:
+    """Where a pool's webhook deliveries run (named from its control queue): on slots of
+    their own, so that hung receivers never stand between a job and its bookkeeping."""
+    return f"{control}-webhooks"
 
 
 def job_queue(task_queue: str, priority: int, express_priority: int) -> str:

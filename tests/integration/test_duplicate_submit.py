@@ -8,6 +8,7 @@ import asyncio
 import httpx
 from temporalio.client import Client
 
+from daguerre.gateway.jobs import new_job_id
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_terminal
 
@@ -26,16 +27,21 @@ async def count_workflows(client: Client, workflow_id: str, at_least: int = 1) -
 async def test_duplicate_submit_is_one_job_and_one_workflow(
     stack: Stack, temporal_client: Client
 ) -> None:
-    headers = {"Authorization": f"Bearer {stack.new_key()}"}
+    key = stack.new_key()
+    headers = {"Authorization": f"Bearer {key}"}
     body = {"id": "dup-job-1", "prompt": "twice", "model": stack.model, "size": "64x64"}
     async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=30) as http:
         responses = await asyncio.gather(*(http.post("/v1/jobs", json=body) for _ in range(4)))
         assert [r.status_code for r in responses] == [202] * 4, [r.text for r in responses]
         assert {r.json()["id"] for r in responses} == {"dup-job-1"}
-        job = await wait_terminal(stack.store, "dup-job-1")
+        # The row (and workflow) id is derived from the account and the client's id.
+        account = stack.store.accounts.authenticate(key)
+        assert account is not None
+        row_id = new_job_id(account, "dup-job-1", None)
+        job = await wait_terminal(stack.store, row_id)
         again = await http.post("/v1/jobs", json=body)
         assert again.status_code == 202 and again.json()["status"] == "succeeded"
     assert job.attempts == 1
-    assert await count_workflows(temporal_client, "dup-job-1") == 1
+    assert await count_workflows(temporal_client, row_id) == 1
     # and the workflow ran once: one render attempt, one set of images
     assert len(job.images) == 1

@@ -130,9 +130,10 @@ def test_up_serves_and_sigterm_leaves_nothing(config: StackConfig) -> None:
         # The server, the gateway, one worker and its engine process (the model's).
         assert len(first_pids) == 4, first.output
 
-        # A second `up` on the same data dir reuses the running server.
+        # A second `up` on the same data dir reuses the running server, and the demo key.
         second = Up(config, free_port(), temporal_port)
-        generate(second.url, second.key())
+        assert second.key() == key  # not a new key per start (they piled up)
+        generate(second.url, key)
         assert "reusing the Temporal dev server" in second.output
         second_children = descendants(second.proc.pid)
         assert len(second_children) == 3 and server not in second_children

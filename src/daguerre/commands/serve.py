@@ -9,6 +9,7 @@ import sys
 
 from daguerre.config import Settings
 from daguerre.procs import die_with_parent
+from daguerre.redact import install_log_redaction
 
 
 def _logging() -> None:
@@ -18,6 +19,9 @@ def _logging() -> None:
     )
     # Schema checks at every start-up are routine, not news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # No log line carries a URL's credentials or query, nor a key or signature (this
+    # covers uvicorn's access log, whose handlers uvicorn adds later): see redact.py.
+    install_log_redaction()
 
 
 def serve_gateway(host: str | None, port: int | None) -> None:
@@ -26,6 +30,10 @@ def serve_gateway(host: str | None, port: int | None) -> None:
     die_with_parent()
     _logging()
     settings = Settings()
+    if host:
+        # The app's own Settings must see the address it listens on: /metrics needs a
+        # key unless that is a loopback address (metrics_auth "auto").
+        os.environ["DAGUERRE_HOST"] = host
     uvicorn.run(
         "daguerre.gateway.app:create_app",
         factory=True,

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RenderOutput,
         RenderPolicy,
     )
-    from daguerre.priority import control_queue
+    from daguerre.priority import control_queue, webhook_queue
 
 
 def describe_failure(error: FailureError) -> tuple[str, ErrorCode]:
@@ -149,17 +149,31 @@ def _control_queue(inp: GenerateImageInput) -> str:
     return inp.control_queue or control_queue(workflow.info().task_queue)
 
 
+# Workflows that scheduled their notify before deliveries had a queue of their own
+# replay it on the control queue.
+NOTIFY_QUEUE_PATCH = "notify-on-webhook-queue"
+
+
 async def _notify(inp: GenerateImageInput) -> None:
-    """Call the job's webhook; a receiver that never answers does not fail the job."""
+    """Call the job's webhook; a receiver that never answers does not fail the job.
+
+    Deliveries run on the pool's webhook queue, on worker slots of their own: a hung
+    receiver never holds a slot that another job's bookkeeping needs. The worker backs
+    off per destination (its failures decide the wait, through the error's
+    next_retry_delay) and fails a refused destination for good (non-retryable)."""
     if not inp.webhook:
         return
+    control = _control_queue(inp)
+    queue = webhook_queue(control) if workflow.patched(NOTIFY_QUEUE_PATCH) else control
     try:
         await workflow.execute_activity(
             NOTIFY_ACTIVITY,
             NotifyInput(job_id=inp.job_id),
             result_type=NotifyOutput,
             start_to_close_timeout=timedelta(seconds=30),
-            task_queue=_control_queue(inp),
+            # All tries together; also ends the wait if no worker serves the queue.
+            schedule_to_close_timeout=timedelta(hours=1),
+            task_queue=queue,
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=8),
         )
     except ActivityError:

@@ -10,10 +10,15 @@ from fastapi import FastAPI
 
 from daguerre.config import Settings
 from daguerre.engine.client import Engine
+from daguerre.gateway import docs
 from daguerre.gateway.errors import BodyLimitMiddleware, install_error_handlers
+from daguerre.gateway.openapi import install_openapi
 from daguerre.gateway.ratelimit import RateLimitHeadersMiddleware
 from daguerre.gateway.routes import admin, conversations, health, images, jobs, metrics, models
+from daguerre.gateway.routes import webhooks as webhook_routes
+from daguerre.gateway.security_headers import SecurityHeadersMiddleware
 from daguerre.gateway.services import Services
+from daguerre.gateway.text_guard import TextGuardMiddleware
 from daguerre.store import Store
 from daguerre.web import router as web_router
 
@@ -38,15 +43,25 @@ def create_app(
         version=version("daguerre"),
         summary="OpenAI-compatible image generation on Temporal.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their scripts from a CDN: see docs.py.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
+    # Middleware runs outermost last added: TextGuard reads bodies that BodyLimit bounds.
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         path_limits={"/v1/images/edits": settings.max_upload_bytes},
     )
     app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
     for module in (health, images, jobs, models, conversations, admin, metrics):
         app.include_router(module.router)
+    app.include_router(webhook_routes.router)  # the account's webhook signing secret
     app.include_router(web_router)  # the chat page at /
+    if settings.api_docs:
+        app.include_router(docs.router)
     return app

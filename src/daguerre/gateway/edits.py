@@ -1,9 +1,11 @@
 """POST /v1/images/edits: reading OpenAI's multipart request into a job spec.
 
 The form carries ``image`` (or several ``image[]``), an optional ``mask`` and the same
-text fields as a generation. Uploads are checked (uploads.py), then the first image
-and the mask go to the blob store as PNG: the worker reads them from there, never from
-a Temporal payload. With several images the built-in model edits the first one; the
+text fields as a generation. The text fields are checked first and the job admitted
+(rate limits, rollout, admission) before any upload is decoded: a refused request costs
+reading its body and nothing more. Then the uploads are checked (uploads.py), and the
+first image and the mask go to the blob store as PNG: the worker reads them from there,
+never from a Temporal payload. With several images the built-in model edits the first one; the
 others are checked (so a bad one is still a 400) and otherwise ignored.
 """
 
@@ -22,9 +24,10 @@ from starlette.datastructures import UploadFile
 
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
-from daguerre.gateway import jobs, uploads
+from daguerre.gateway import jobs, text_guard, uploads
 from daguerre.gateway.errors import bad_request
 from daguerre.gateway.schemas import ImageEditCreate
+from daguerre.store import Store
 from daguerre.store.blobs import BlobStore
 
 IMAGE_FIELDS = ("image", "image[]")
@@ -72,6 +75,7 @@ async def read_form(request: Request, settings: Settings) -> EditForm:
         fields = {
             k: v for k, v in form.multi_items() if isinstance(v, str) and k not in IMAGE_FIELDS
         }
+    text_guard.check_form(fields)  # NUL, control characters: a 400, never a 500
     try:
         params = ImageEditCreate.model_validate(fields)
     except ValidationError as err:
@@ -101,7 +105,13 @@ def check_uploads(form: EditForm, max_pixels: int) -> CheckedUploads:
     return CheckedUploads(_png(source.image), mask_png, source.size)
 
 
+# Pixel modes a PNG can hold; others (a CMYK or YCbCr JPEG, LAB, HSV) are converted.
+_PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})
+
+
 def _png(image: Image.Image) -> bytes:
+    if image.mode not in _PNG_MODES:
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -122,8 +132,31 @@ def upload_keys(job_id: str) -> tuple[str, str]:
     return f"uploads/{job_id}/source.png", f"uploads/{job_id}/mask.png"
 
 
-async def edit_spec(settings: Settings, blobs: BlobStore, form: EditForm, job_id: str) -> JobSpec:
-    """Check the uploads, store them, and return the job that edits them."""
+def upload_prefix(job_id: str) -> str:
+    return f"uploads/{job_id}"
+
+
+def draft_spec(settings: Settings, form: EditForm, job_id: str) -> JobSpec:
+    """The edit as far as it is known before any upload is decoded: enough for the
+    checks that run first (the model and an explicit size against the catalog, the
+    image count against the rate limit, the edit feature's rollout). ``size="auto"``
+    stands for the model's own auto size until the source's size is known."""
+    spec = jobs.resolve_spec(settings, form.params, job_id)
+    source_key, _ = upload_keys(job_id)
+    return dataclasses.replace(
+        spec,
+        source_key=source_key,  # an edit, for the rollout check; stored by prepare()
+        partial_images=(form.params.partial_images or 0) if form.params.stream else 0,
+    )
+
+
+async def prepare(
+    settings: Settings, blobs: BlobStore, form: EditForm, job_id: str, draft: JobSpec
+) -> JobSpec:
+    """Decode and check the uploads, store them, and return the job that edits them.
+    Runs once the job is admitted (jobs.submit's ``prepare``): the costly part of an
+    edit, which a refused request never pays. What it stored before a failure is the
+    caller's to remove (discard_uploads)."""
     checked = await anyio.to_thread.run_sync(check_uploads, form, settings.max_upload_pixels)
     params = form.params.model_copy(update={"size": edit_size(settings, form.params, checked.size)})
     spec = jobs.resolve_spec(settings, params, job_id)
@@ -135,5 +168,13 @@ async def edit_spec(settings: Settings, blobs: BlobStore, form: EditForm, job_id
         spec,
         source_key=source_key,
         mask_key=mask_key if checked.mask_png is not None else None,
-        partial_images=(form.params.partial_images or 0) if form.params.stream else 0,
+        partial_images=draft.partial_images,
     )
+
+
+async def discard_uploads(store: Store, job_id: str) -> None:
+    """Remove the uploads of an edit that was never recorded (refused, or failed past
+    prepare()); a recorded job keeps them, as its workflow (or the orphan reconciler)
+    still needs them."""
+    if await anyio.to_thread.run_sync(store.jobs.get, job_id) is None:
+        await anyio.to_thread.run_sync(store.blobs.delete_prefix, upload_prefix(job_id))

@@ -14,6 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from daguerre.gateway import route_table
+from daguerre.gateway.security_headers import DEFAULTS as SECURITY_HEADERS
+
 log = logging.getLogger(__name__)
 
 
@@ -56,8 +59,32 @@ def error_response(
     type: str = "invalid_request_error",
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    code = code or default_code(status)
     body = {"error": {"message": message, "type": type, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+# The code of an error raised without one (by the framework, or by our own code that
+# had nothing more precise to say): clients switch on ``code``, so it is never null.
+_STATUS_CODES = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_value",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def default_code(status: int) -> str:
+    return _STATUS_CODES.get(status, "server_error" if status >= 500 else "invalid_request")
 
 
 def bad_request(message: str, param: str | None = None, code: str = "invalid_value") -> APIError:
@@ -117,11 +144,27 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404:
         message = f"Unknown request URL: {request.method} {request.url.path}."
         return error_response(404, message, code="unknown_url")
+    headers = dict(exc.headers) if exc.headers else {}
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}."
-        return error_response(405, message, code="method_not_allowed")
-    headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, str(exc.detail), headers=headers)
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return error_response(405, message, code="method_not_allowed", headers=headers)
+    code = None
+    if exc.status_code == 400:
+        # The framework's own 400s: a body it could not parse (JSON too deep, a broken
+        # multipart form, a missing boundary).
+        code = "invalid_body"
+    return error_response(exc.status_code, str(exc.detail), code=code, headers=headers or None)
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """Every method some route serves at this path: Starlette's own Allow names only
+    those of the first route that matched the path, and a path such as
+    /v1/jobs/{id} has several (GET and DELETE)."""
+    methods: set[str] = set()
+    for match in route_table.matching(app, scope.get("path", "")):
+        methods |= match.methods
+    return sorted(methods)
 
 
 async def _on_body_too_large(_: Request, exc: Exception) -> JSONResponse:
@@ -130,8 +173,14 @@ async def _on_body_too_large(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Answered by Starlette's outermost middleware, past SecurityHeadersMiddleware:
+    # the headers come from here.
     return error_response(
-        500, "The server had an error while processing your request.", type="server_error"
+        500,
+        "The server had an error while processing your request.",
+        type="server_error",
+        code="server_error",
+        headers=dict(SECURITY_HEADERS),
     )
 
 

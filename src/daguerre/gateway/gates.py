@@ -1,12 +1,18 @@
-"""The two per-account gates before admission: rate limits and feature rollout.
+"""The per-account gates: before admission, rate limits and feature rollout; for the
+requests that start no job (reads, cancels, conversation writes), the read limit.
 Each refuses with a 4xx in OpenAI's error shape that says what to do next."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import anyio
+from fastapi import Depends
 
 from daguerre.access import TierSettings, feature_allows
 from daguerre.domain import Account
+from daguerre.gateway.deps import OptionalAccountDep, ServicesDep
 from daguerre.gateway.errors import APIError
 from daguerre.gateway.services import Services
 
@@ -58,3 +64,50 @@ def check_rollout(services: Services, account: Account, feature: str) -> None:
         "rolled out gradually; it will reach your account without any change on your side.",
         code="feature_not_available",
     )
+
+
+# Its own bucket of an account's counts, apart from the tiers' "requests" and "images".
+READ_BUCKET = "reads"
+
+
+async def check_read_limit(services: Services, account: Account) -> None:
+    """Count a request that starts no job against ``read_rate_limit``; a 429 past it.
+    Reads are cheap one by one, but polling in a tight loop, or a script walking every
+    id, costs the database as much as a surge: so they have a budget of their own."""
+    limit = services.settings.read_rate_limit
+    if limit is None:
+        return
+    limiter = services.limiter
+    if limiter.in_memory:
+        allowed, window = limiter.hit(limit, READ_BUCKET, account.id)
+    else:
+        allowed, window = await anyio.to_thread.run_sync(
+            limiter.hit, limit, READ_BUCKET, account.id
+        )
+    if allowed:
+        return
+    retry = max(1, math.ceil(window.reset_s))
+    raise APIError(
+        429,
+        f"Rate limit reached for reads on this account: limit {window.limit} per window "
+        f"({limit}). Please try again in {retry}s; to follow a job, open its events_url "
+        "rather than polling it.",
+        code="rate_limit_exceeded",
+        type="requests",
+        headers={"Retry-After": str(retry)},
+    )
+
+
+async def _read_limited(services: ServicesDep, account: OptionalAccountDep) -> None:
+    # No account (no key, or a signed image link): the route answers that itself.
+    if account is not None:
+        await check_read_limit(services, account)
+
+
+# For a route's (or a router's) ``dependencies``: counts the request as a read.
+ReadLimit = Depends(_read_limited)
+# For the same route's ``responses``, so that /openapi.json lists the 429 (openapi.py
+# gives it the error schema and Retry-After).
+READ_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Past the account's read limit (or its open streams): retry later."}
+}

@@ -9,10 +9,13 @@ import functools
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 from fastapi import Request
 
+from daguerre.access import TierSettings
 from daguerre.config import ModelCatalogEntry, Settings
 from daguerre.domain import (
     Account,
@@ -25,8 +28,9 @@ from daguerre.domain import (
 )
 from daguerre.engine.client import EngineUnavailable
 from daguerre.gateway import gates
-from daguerre.gateway.admission import apply_tier
+from daguerre.gateway.admission import Decision, apply_tier
 from daguerre.gateway.errors import APIError, bad_request, not_found
+from daguerre.gateway.reconciler import start_workflow
 from daguerre.gateway.schemas import ImagePublic, JobPublic, RenderParams
 from daguerre.gateway.services import Services
 
@@ -50,6 +54,20 @@ def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, 
     )
 
 
+def check_steps(steps: int | None, model: str, entry: ModelCatalogEntry) -> None:
+    """A 400 for steps outside the model's declared range: accepted, the job would only
+    fail in the worker, after it cost the client a place in the queue and its rate."""
+    if steps is None:
+        return
+    least, most = entry.step_range(model)
+    if not least <= steps <= most:
+        raise bad_request(
+            f"Invalid value for 'steps': model '{model}' takes {least} to {most} steps "
+            f"(got {steps}).",
+            param="steps",
+        )
+
+
 def resolve_spec(
     settings: Settings,
     params: RenderParams,
@@ -68,6 +86,7 @@ def resolve_spec(
             code="model_not_found",
         )
     width, height = resolve_size(params.size, model, entry)
+    check_steps(steps, model, entry)
     return JobSpec(
         prompt=params.prompt,
         model=model,
@@ -83,13 +102,32 @@ def resolve_spec(
 
 
 def new_job_id(account: Account, client_id: str | None, idempotency_key: str | None) -> str:
-    """The client's own id, one derived from its Idempotency-Key, or a fresh one."""
+    """The row's id (and its workflow's): derived from the account and the client's own
+    id or its Idempotency-Key, else a fresh one. Derived, so that ids never meet across
+    accounts: two accounts may pick the same id, and neither learns that the other did.
+    The client keeps seeing its own id (JobRecord.public_id)."""
     if client_id:
-        return client_id
+        # Tagged, so that a client id never derives the row of an equal Idempotency-Key.
+        digest = hashlib.sha256(f"client-id\n{account.id}\n{client_id}".encode()).hexdigest()
+        return f"job_{digest[:32]}"
     if idempotency_key:
         digest = hashlib.sha256(f"{account.id}\n{idempotency_key}".encode()).hexdigest()
         return f"job_{digest[:32]}"
     return f"job_{secrets.token_hex(12)}"
+
+
+# Work a submit does once the job is admitted and before it is recorded, such as
+# decoding and storing an edit's uploads: given the spec, it returns the spec to record.
+Prepare = Callable[[JobSpec], Awaitable[JobSpec]]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A new job that passed the gates: where it goes and how admission placed it."""
+
+    pool: str
+    tier: TierSettings
+    decision: Decision
 
 
 async def submit(
@@ -101,44 +139,44 @@ async def submit(
     webhook_url: str | None = None,
     can_defer: bool = True,
     fresh: bool = False,
+    client_id: str | None = None,
+    prepare: Prepare | None = None,
 ) -> JobRecord:
     """Admit, record, then start the job's workflow. Submitting the same id again is
     safe: it returns the existing job (and neither counts nor restarts anything).
     ``fresh``: the id was just made up here (new_job_id without the client's id or
     Idempotency-Key), so no job can have it yet and looking it up is skipped.
+    ``client_id``: the client's own id, from which ``job_id`` was derived.
 
     A new job passes, in order: the rate limits, the feature's rollout, and admission
-    (queued, deferred, or refused); each refusal is a 4xx, never a 5xx."""
+    (queued, deferred, or refused); each refusal is a 4xx, never a 5xx. Only then does
+    ``prepare`` run (the costly part of a request, such as decoding uploads), so that a
+    refused request costs next to nothing; and only then is the job recorded."""
     jobs = services.store.jobs
-    job = None if fresh else await anyio.to_thread.run_sync(jobs.get, job_id)
+    job = None if fresh else await _existing(services, account, job_id, client_id)
     created = False
     if job is None:
-        job, created = await _admit(
-            services, account, job_id, spec, request, webhook_url, can_defer
+        admitted = await admit(services, account, spec, request, can_defer)
+        if prepare is not None:
+            spec = await prepare(spec)
+        job, created = await _record(
+            services, account, job_id, spec, admitted, webhook_url, client_id
         )
-    if job.account_id != account.id:
-        raise APIError(409, f"The job id '{job_id}' is already taken.", param="id", code="conflict")
+    if job.account_id != account.id:  # a derived id cannot meet another account's
+        shown = client_id or job_id
+        raise APIError(409, f"The job id '{shown}' is already taken.", param="id", code="conflict")
     if not created and not _same_request(job.spec, spec):
         raise APIError(
             409,
-            f"The job id '{job_id}' was already used for a different request.",
+            f"The job id '{job.public_id}' was already used for a different request.",
             param="id",
             code="conflict",
         )
     if job.is_terminal:
         return job
-    tier = services.controls.tier(account.tier)
     try:
         # Also for an existing job: the first submit may have died before this call.
-        await services.engine.submit(
-            job.id,
-            job.spec,
-            job.pool,
-            job.priority if job.priority is not None else tier.priority,
-            account.id,
-            tier.fairness_weight,
-            webhook=job.webhook_url is not None,
-        )
+        await start_workflow(services.engine, job, services.controls.tier(account.tier))
     except EngineUnavailable as err:
         if created:  # never acknowledged, so never owed: forget it
             await anyio.to_thread.run_sync(jobs.discard, job.id)
@@ -150,6 +188,17 @@ async def submit(
             headers={"Retry-After": "5"},
         ) from err
     return job
+
+
+async def _existing(
+    services: Services, account: Account, job_id: str, client_id: str | None
+) -> JobRecord | None:
+    jobs = services.store.jobs
+    if client_id is not None:
+        # By the client's id within the account: finds the rows made before ids were
+        # per account too (whose row id is the client's id).
+        return await anyio.to_thread.run_sync(jobs.find, account.id, client_id)
+    return await anyio.to_thread.run_sync(jobs.get, job_id)
 
 
 def _same_request(recorded: JobSpec, asked: JobSpec) -> bool:
@@ -164,15 +213,15 @@ def _same_request(recorded: JobSpec, asked: JobSpec) -> bool:
     return filled == recorded
 
 
-async def _admit(
+async def admit(
     services: Services,
     account: Account,
-    job_id: str,
     spec: JobSpec,
-    request: Request | None,
-    webhook_url: str | None,
-    can_defer: bool,
-) -> tuple[JobRecord, bool]:
+    request: Request | None = None,
+    can_defer: bool = True,
+) -> Admitted:
+    """The cheap checks a new job passes before anything is decoded, stored or
+    recorded: the rate limits, the feature's rollout and admission. A 4xx if refused."""
     pool = services.settings.pool_for_product(account.product)
     tier = services.controls.tier(account.tier)
     metrics = services.metrics
@@ -191,7 +240,20 @@ async def _admit(
     except APIError as err:
         metrics.rejected.labels(account.tier, pool, err.code or "refused").inc()
         raise
-    spec = apply_tier(spec, tier, decision.degraded)
+    return Admitted(pool, tier, decision)
+
+
+async def _record(
+    services: Services,
+    account: Account,
+    job_id: str,
+    spec: JobSpec,
+    admitted: Admitted,
+    webhook_url: str | None,
+    client_id: str | None,
+) -> tuple[JobRecord, bool]:
+    pool, decision, metrics = admitted.pool, admitted.decision, services.metrics
+    spec = apply_tier(spec, admitted.tier, decision.degraded)
     job, created = await anyio.to_thread.run_sync(
         functools.partial(
             services.store.jobs.create,
@@ -204,6 +266,7 @@ async def _admit(
             degraded=decision.degraded,
             status=decision.status,
             webhook_url=webhook_url,
+            client_id=client_id,
         )
     )
     if created:
@@ -215,9 +278,10 @@ async def _admit(
 
 
 async def owned_job(services: Services, account: Account, job_id: str) -> JobRecord:
-    """The job if it belongs to ``account``; otherwise the same 404 as a missing one."""
-    job = await anyio.to_thread.run_sync(services.store.jobs.get, job_id)
-    if job is None or job.account_id != account.id:
+    """``account``'s job that it calls ``job_id`` (its own id for it, or the row's);
+    otherwise the same 404 as a missing one, whoever else's it may be."""
+    job = await anyio.to_thread.run_sync(services.store.jobs.find, account.id, job_id)
+    if job is None:
         raise not_found(f"No job found with id '{job_id}'.")
     return job
 
@@ -271,7 +335,7 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
     position, wait = await anyio.to_thread.run_sync(_estimate, services, job)
     spec = job.spec
     return JobPublic(
-        id=job.id,
+        id=job.public_id,
         status=job.status.value,
         created_at=int(job.created_at),
         model=spec.model,
@@ -302,7 +366,7 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
             )
             for image in job.images
         ],
-        events_url=f"{base_url.rstrip('/')}/v1/jobs/{job.id}/events",
+        events_url=f"{base_url.rstrip('/')}/v1/jobs/{job.public_id}/events",
     )
 
 

@@ -92,6 +92,15 @@ class RateLimiter:
             exceeded=exceeded,
         )
 
+    def hit(self, limit: str, bucket: str, account_id: str) -> tuple[bool, Window]:
+        """Count one request against ``limit`` (e.g. "600/minute") in its own ``bucket``
+        of the account's counts: whether it was allowed, and the window after it.
+
+        Blocking when the counts are in Redis: call it from a thread then."""
+        item = parse(limit)
+        allowed = self._limiter.hit(item, bucket, account_id)
+        return allowed, self._window(item, bucket, account_id)
+
 
 class RateLimitHeadersMiddleware:
     """Adds the x-ratelimit-* headers a handler left in ``request.state`` to its answer

@@ -9,10 +9,19 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 MAX_PROMPT_CHARS = 32_000
 MAX_IMAGES = 10
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# What ``size`` may look like; which sizes a model serves is checked against the
+# catalog (jobs.resolve_size), with an error that lists them. The pattern is in the
+# schema (json_schema_extra) so that /openapi.json says it; the check stays ours.
+SIZE_PATTERN = r"^(auto|\d{1,5}x\d{1,5})$"
+_SIZE_SCHEMA: JsonDict = {"pattern": SIZE_PATTERN}
+# The prompt's bounds, for /openapi.json; the validators below check them with
+# messages that say what to fix.
+_PROMPT_SCHEMA: JsonDict = {"minLength": 1, "maxLength": MAX_PROMPT_CHARS}
 
 Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
 
@@ -24,10 +33,14 @@ class RenderParams(BaseModel):
     # (background, moderation, style): clients written for OpenAI keep working.
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str
+    prompt: str = Field(json_schema_extra=_PROMPT_SCHEMA)
     model: str | None = Field(default=None, description="Default: the served model.")
     n: int = Field(default=1, ge=1, le=MAX_IMAGES)
-    size: str = Field(default="auto", description='"auto" or "WIDTHxHEIGHT", e.g. "512x512".')
+    size: str = Field(
+        default="auto",
+        description='"auto" or "WIDTHxHEIGHT", e.g. "512x512".',
+        json_schema_extra=_SIZE_SCHEMA,
+    )
     output_format: Literal["png", "jpeg", "webp"] = "png"
     output_compression: int | None = Field(default=None, ge=0, le=100)
     quality: Quality | None = None
@@ -81,12 +94,14 @@ class TurnCreate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, json_schema_extra={"minLength": 1})
     mode: Literal["auto", "new", "edit"] = "auto"
     from_turn: int | None = Field(default=None, ge=1, description="Turn number (1 = first).")
     model: str | None = None
     size: str = Field(
-        default="auto", description="For new images; an edit keeps its source's size."
+        default="auto",
+        description="For new images; an edit keeps its source's size.",
+        json_schema_extra=_SIZE_SCHEMA,
     )
     output_format: Literal["png", "jpeg", "webp"] = "png"
 
@@ -112,8 +127,25 @@ class JobCreate(RenderParams):
         default=None,
         max_length=2000,
         pattern=r"^https?://",
-        description="POSTed the job once it is final, signed (Daguerre-Signature).",
+        description=(
+            "POSTed the job once it is final, signed with your account's webhook secret "
+            "(Daguerre-Signature; see GET /v1/webhooks/secret). It must reach the public "
+            "internet: loopback, private and link-local addresses are refused."
+        ),
     )
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong and what to fix.")
+    type: str = Field(description='"invalid_request_error" or "server_error".')
+    param: str | None = Field(default=None, description="The field at fault, if one is.")
+    code: str = Field(description="A stable code to switch on, e.g. invalid_value.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer, in OpenAI's shape (gateway/errors.py)."""
+
+    error: ErrorDetail
 
 
 class ImageData(BaseModel):

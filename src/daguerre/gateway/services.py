@@ -15,7 +15,9 @@ from daguerre.gateway.controls import LiveControls
 from daguerre.gateway.keycache import KeyCache
 from daguerre.gateway.metrics import Metrics
 from daguerre.gateway.ratelimit import RateLimiter
+from daguerre.gateway.reconciler import Reconciler
 from daguerre.gateway.signing import UrlSigner
+from daguerre.gateway.streams import StreamSlots
 from daguerre.store import Store, open_store
 from daguerre.store.progress import ProgressFeed, progress_feed
 
@@ -32,7 +34,9 @@ class Services:
     admission: Admission
     metrics: Metrics
     keys: KeyCache
+    streams: StreamSlots
     _refresher: asyncio.Task[None] | None = None
+    _reconciler: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -54,15 +58,20 @@ class Services:
             admission=Admission(settings, store.jobs, controls),
             metrics=Metrics(),
             keys=KeyCache(settings.auth_cache_s),
+            streams=StreamSlots(settings.max_streams_per_account),
         )
         services._refresher = asyncio.create_task(controls.run())
+        if settings.orphan_sweep_s > 0:  # at start-up, then periodically
+            reconciler = Reconciler(settings, store, services.engine, controls)
+            services._reconciler = asyncio.create_task(reconciler.run())
         return services
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._reconciler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.feed.close()
         await self.engine.close()
         self.store.close()

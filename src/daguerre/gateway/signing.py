@@ -62,4 +62,5 @@ class UrlSigner:
     def verify(self, image_id: str, exp: int, sig: str, now: float | None = None) -> bool:
         if exp < (now if now is not None else time.time()):
             return False
-        return hmac.compare_digest(self._mac(image_id, exp), sig)
+        # As bytes: compare_digest raises on a str with non-ASCII characters (a 500).
+        return hmac.compare_digest(self._mac(image_id, exp).encode(), sig.encode())

@@ -14,6 +14,7 @@ from daguerre.store.conversations import ConversationStore
 from daguerre.store.db import make_engine, make_sessions
 from daguerre.store.jobs import JobStore
 from daguerre.store.migrate import upgrade_head
+from daguerre.store.private import private_dir
 
 __all__ = [
     "AccountStore",
@@ -46,7 +47,7 @@ class Store:
 
 def open_store(settings: Settings, migrate: bool = True) -> Store:
     """Connect to the database (bringing its schema up to date) and the blob folder."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # 0700: it holds the database, blobs and secrets
     engine = make_engine(settings.db_url)
     if migrate:
         upgrade_head(engine)

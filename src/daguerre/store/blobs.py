@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from daguerre.store.private import FILE_MODE, make_dirs, private_dir
+
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _COUNTER = itertools.count()
@@ -44,9 +46,12 @@ class BlobStore(Protocol):
 
 
 class LocalBlobStore:
+    """Blobs as files under ``root``: every folder 0700 and every file 0600 (they are
+    people's pictures and prompts' renders), whatever the umask."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # a root made by an older version is tightened too
 
     def _path(self, key: str) -> Path:
         # Keys come from our own code, but a check here keeps any future caller from
@@ -62,13 +67,13 @@ class LocalBlobStore:
         # made only when the first write into it finds it missing.
         tmp = path.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_COUNTER)}"
         try:
-            fd = os.open(tmp, _CREATE, 0o644)
+            fd = os.open(tmp, _CREATE, FILE_MODE)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, _CREATE, 0o644)
+            make_dirs(path.parent)  # each 0700, the root's too
+            fd = os.open(tmp, _CREATE, FILE_MODE)
         except FileExistsError:  # left by a crashed process that had this pid
             tmp.unlink()
-            fd = os.open(tmp, _CREATE, 0o644)
+            fd = os.open(tmp, _CREATE, FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

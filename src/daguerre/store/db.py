@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from daguerre.store.private import FILE_MODE, private_dir, private_file, tighten
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -39,7 +41,14 @@ def make_engine(url: str) -> Engine:
     if is_sqlite(url):
         path = sqlite_path(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Prompts, key hashes, webhook URLs: for the service's user alone. The file
+            # exists (0600) before SQLite opens it, so its -wal and -shm are 0600 too.
+            private_dir(path.parent)
+            private_file(path)
+            for suffix in ("-wal", "-shm"):  # left by an older version, with the umask's
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    tighten(side, FILE_MODE)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 15},

@@ -87,6 +87,7 @@ def _job(row: Any, images: Sequence[Any] = ()) -> JobRecord:
         priority=row.priority,
         degraded=bool(row.degraded),
         webhook_url=row.webhook_url,
+        client_id=row.client_id,
     )
 
 
@@ -108,10 +109,12 @@ class JobStore:
         degraded: bool = False,
         status: JobStatus = JobStatus.QUEUED,
         webhook_url: str | None = None,
+        client_id: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Record a queued (or deferred) job. Returns (job, created); an existing id
-        returns that job. Core statements, not the ORM's unit of work: this and ``get``
-        are on every request's path (profiled: most of a busy gateway's database time)."""
+        returns that job. ``client_id``: the client's own id for it (unique per account).
+        Core statements, not the ORM's unit of work: this and ``get`` are on every
+        request's path (profiled: most of a busy gateway's database time)."""
         now = utcnow()
         values: dict[str, Any] = {
             "id": job_id,
@@ -127,6 +130,7 @@ class JobStore:
             "priority": priority,
             "degraded": degraded,
             "webhook_url": webhook_url,
+            "client_id": client_id,
             "created_at": now,
             "updated_at": now,
         }
@@ -146,6 +150,27 @@ class JobStore:
             if row is None:
                 return None
             images = conn.execute(select(_IMAGES).where(ImageRow.job_id == job_id)).all()
+        return _job(row, images)
+
+    def find(self, account_id: str, public_id: str) -> JobRecord | None:
+        """``account_id``'s job that its owner calls ``public_id``: the one with that
+        client id, else one without a client id whose row id it is. Another account's
+        job is never found, whatever the id (one query, the owner in its condition)."""
+        mine = and_(
+            JobRow.account_id == account_id,
+            or_(
+                JobRow.client_id == public_id,
+                and_(JobRow.client_id.is_(None), JobRow.id == public_id),
+            ),
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_JOBS).where(mine)).all()
+            if not rows:
+                return None
+            # Both can match only if a client reused one of its own generated ids as a
+            # client id; the client id names the job it chose it for.
+            row = min(rows, key=lambda r: r.client_id is None)
+            images = conn.execute(select(_IMAGES).where(ImageRow.job_id == row.id)).all()
         return _job(row, images)
 
     def get_many(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
@@ -170,6 +195,29 @@ class JobStore:
         with self._sessions() as session:
             row = session.get(ImageRow, image_id)
             return _image(row) if row is not None else None
+
+    def waiting_before(
+        self, cutoff: datetime, after: tuple[datetime, str] | None = None, limit: int = 200
+    ) -> tuple[list[JobRecord], tuple[datetime, str] | None]:
+        """One page of the queued and deferred jobs created before ``cutoff``, oldest
+        first, from just past ``after``; and where the next page starts (None: this was
+        the last). What the orphan reconciler walks (gateway/reconciler.py)."""
+        waiting = [JobStatus.QUEUED.value, JobStatus.DEFERRED.value]
+        query = select(_JOBS).where(JobRow.status.in_(waiting), JobRow.created_at < cutoff)
+        if after is not None:
+            created, job_id = after
+            query = query.where(
+                or_(
+                    JobRow.created_at > created,
+                    and_(JobRow.created_at == created, JobRow.id > job_id),
+                )
+            )
+        query = query.order_by(JobRow.created_at, JobRow.id).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        # The row's own timestamp, not the record's float: a page boundary must be exact.
+        following = (rows[-1].created_at, rows[-1].id) if len(rows) == limit else None
+        return [_job(row) for row in rows], following
 
     def queue_position(self, job: JobRecord) -> int:
         """How many waiting jobs of the same pool run before this one: those at a

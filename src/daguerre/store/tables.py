@@ -69,6 +69,12 @@ class AccountRow(Base):
     tier: Mapped[str] = mapped_column(String(32))
     product: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Signs this account's webhooks (HMAC-SHA256). Kept readable, unlike API keys: the
+    # worker needs it to sign. The previous one still signs, beside it, for a while
+    # after a rotation, so receivers can move over (see workers/webhooks.py).
+    webhook_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    webhook_secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -82,6 +88,13 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A name the owner gave it ("ci", "demo"), to tell keys apart.
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # After this the key no longer authenticates; None: never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Space-separated: "images" (the user APIs) and/or "admin" (the /admin API).
+    scopes: Mapped[str] = mapped_column(String(200), default="images", server_default="images")
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class JobRow(Base):
@@ -92,10 +105,15 @@ class JobRow(Base):
         # Preemption and admission: waiting jobs of one pool above a priority.
         Index("ix_jobs_pool_status_priority", "pool", "status", "priority"),
         Index("ix_jobs_account_created", "account_id", "created_at"),
+        # A client's own job ids are its own: unique per account, not across accounts.
+        Index("ix_jobs_account_client", "account_id", "client_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    # The id the client chose (POST /v1/jobs {"id": ...}); ``id`` is derived from it and
+    # the account, so two accounts may use the same one (see gateway/jobs.py).
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pool: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))

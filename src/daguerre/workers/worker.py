@@ -16,7 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from daguerre.config import Settings
 from daguerre.engine.client import connect
 from daguerre.engine.workflows import GenerateImage, GenerateImageWithActivity
-from daguerre.priority import control_queue, express_queue
+from daguerre.priority import control_queue, express_queue, webhook_queue
 from daguerre.store import open_store
 from daguerre.workers.activities import render_activities
 from daguerre.workers.engine_client import Driver
@@ -92,13 +92,25 @@ async def pool_workers(
                     graceful_shutdown_timeout=timedelta(seconds=2),
                 )
 
+            control = control_queue(pool_settings.task_queue)
             workers = [
                 jobs_worker(pool_settings.task_queue),
                 Worker(
                     client,
-                    task_queue=control_queue(pool_settings.task_queue),
+                    task_queue=control,
+                    # notify: only deliveries scheduled here before webhooks had their own
+                    # queue (workflows that replay without the patch in _notify).
                     activities=[activities.finalize, webhooks.notify],
                     max_concurrent_activities=4,
+                    graceful_shutdown_timeout=timedelta(seconds=2),
+                ),
+                # Webhook deliveries, on slots of their own: receivers that hang hold
+                # these, never the bookkeeping's above.
+                Worker(
+                    client,
+                    task_queue=webhook_queue(control),
+                    activities=[webhooks.notify],
+                    max_concurrent_activities=settings.webhook_concurrency,
                     graceful_shutdown_timeout=timedelta(seconds=2),
                 ),
             ]

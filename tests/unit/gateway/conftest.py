@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,9 @@ class Gateway:
         return {"Authorization": f"Bearer {key or self.key}"}
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    settings = Settings(data_dir=tmp_path, events_poll_interval_s=0.02, max_body_bytes=100_000)
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """A gateway on ``settings`` with two accounts: alice (pro, api) and bob (free, chat)."""
     store = open_store(settings)
     accounts = store.accounts
     key = accounts.create_api_key(accounts.create_account("alice", "pro", "api").id)
@@ -38,8 +39,18 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     engine = FakeEngine(store)
     app = create_app(settings, engine=engine, store=store)
     transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
-    ):
-        yield Gateway(client, store, engine, settings, key, other)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
+        ):
+            yield Gateway(client, store, engine, settings, key, other)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    settings = Settings(data_dir=tmp_path, events_poll_interval_s=0.02, max_body_bytes=100_000)
+    async with running_gateway(settings) as gateway:
+        yield gateway

@@ -286,9 +286,12 @@ async def test_metrics_count_admissions_and_refusals(make: Make) -> None:
         assert "daguerre_job_wait_seconds_bucket" in text or "daguerre_job_wait_seconds" in text
 
 
-async def test_a_webhook_needs_the_servers_secret(make: Make) -> None:
+async def test_a_webhook_needs_no_servers_secret(make: Make) -> None:
+    # Each account signs with its own secret now (GET /v1/webhooks/secret).
     async with make() as gw:
-        refused = await gw.job("pro", webhook_url="https://example.com/hook")
+        accepted = await gw.job("pro", webhook_url="https://example.com/hook")
+        assert accepted.status_code == 202
+        refused = await gw.job("pro", webhook_url="http://127.0.0.1/hook")
         assert refused.status_code == 400
         assert refused.json()["error"]["param"] == "webhook_url"
 

@@ -7,6 +7,7 @@ import base64
 import json
 from typing import Any
 
+from daguerre.domain import JobSpec, default_seed
 from tests.unit.gateway.conftest import Gateway
 
 
@@ -87,16 +88,71 @@ async def test_idempotency_key_is_one_job_per_account(gateway: Gateway) -> None:
     assert third.json()["id"] != first.json()["id"]
 
 
-async def test_reused_id_conflicts(gateway: Gateway) -> None:
+async def test_reused_id_conflicts_within_an_account_only(gateway: Gateway) -> None:
     body = {"prompt": "one", "size": "64x64", "id": "taken"}
     assert (await gateway.client.post("/v1/jobs", json=body, headers=gateway.auth())).is_success
-    other = await gateway.client.post(
-        "/v1/jobs", json=body, headers=gateway.auth(gateway.other_key)
-    )
-    assert other.status_code == 409 and other.json()["error"]["param"] == "id"
     changed = {**body, "prompt": "two"}
     mine = await gateway.client.post("/v1/jobs", json=changed, headers=gateway.auth())
-    assert mine.status_code == 409
+    assert mine.status_code == 409 and mine.json()["error"]["param"] == "id"
+    assert "'taken'" in mine.json()["error"]["message"]
+
+
+async def test_client_ids_are_per_account(gateway: Gateway) -> None:
+    """Two accounts may use the same id: two jobs, and neither learns of the other's."""
+    gateway.engine.render = False
+    alice, bob = gateway.auth(), gateway.auth(gateway.other_key)
+    body = {"prompt": "mine", "size": "64x64", "id": "shared-id"}
+    first = await gateway.client.post("/v1/jobs", json=body, headers=alice)
+    theirs = {**body, "prompt": "a different request"}
+    second = await gateway.client.post("/v1/jobs", json=theirs, headers=bob)
+    assert first.status_code == second.status_code == 202, second.text
+    assert first.json()["id"] == second.json()["id"] == "shared-id"
+    assert first.json()["events_url"].endswith("/v1/jobs/shared-id/events")
+    # Two rows and two workflows, neither named by the client's id alone.
+    rows = {job_id for job_id, *_ in gateway.engine.submitted}
+    assert len(rows) == 2 and "shared-id" not in rows
+    # Each account finds its own by the shared id, events and cancel included.
+    for auth, prompt in ((alice, "mine"), (bob, "a different request")):
+        got = await gateway.client.get("/v1/jobs/shared-id", headers=auth)
+        assert got.status_code == 200 and got.json()["prompt"] == prompt
+    cancelled = await gateway.client.delete("/v1/jobs/shared-id", headers=bob)
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["id"] == "shared-id"
+    events = await gateway.client.get("/v1/jobs/shared-id/events", headers=bob)
+    (kind, last), *_ = reversed(parse_sse(events.text))
+    assert kind == "cancelled" and last["id"] == "shared-id"
+    assert last["prompt"] == "a different request"
+    mine = await gateway.client.get("/v1/jobs/shared-id", headers=alice)
+    assert mine.json()["status"] == "queued"
+    # The row id is no second name for a job its owner named.
+    (row_id,) = [
+        r for r, j in gateway.store.jobs.get_many(list(rows)).items() if j.spec.prompt == "mine"
+    ]
+    assert (await gateway.client.get(f"/v1/jobs/{row_id}", headers=alice)).status_code == 404
+
+
+async def test_rows_from_before_per_account_ids_are_still_found(gateway: Gateway) -> None:
+    """A job recorded when the client's id was the row's id (no client_id column)."""
+    gateway.engine.render = False
+    made = await gateway.client.post("/v1/jobs", json={"prompt": "old"}, headers=gateway.auth())
+    made_job = gateway.store.jobs.get(made.json()["id"])
+    assert made_job is not None
+    gateway.store.jobs.create(
+        "legacy-id",
+        made_job.account_id,
+        "api",
+        JobSpec("old", "builtin", width=64, height=64, seed=default_seed("legacy-id")),
+    )
+    got = await gateway.client.get("/v1/jobs/legacy-id", headers=gateway.auth())
+    assert got.status_code == 200 and got.json()["id"] == "legacy-id"
+    again = await gateway.client.post(
+        "/v1/jobs",
+        json={"prompt": "old", "size": "64x64", "id": "legacy-id"},
+        headers=gateway.auth(),
+    )
+    assert again.status_code == 202 and again.json()["id"] == "legacy-id"
+    assert len(gateway.store.jobs.get_many(["legacy-id"])) == 1
+    other = await gateway.client.get("/v1/jobs/legacy-id", headers=gateway.auth(gateway.other_key))
+    assert other.status_code == 404
 
 
 async def test_bad_client_id_is_400(gateway: Gateway) -> None:

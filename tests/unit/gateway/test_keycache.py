@@ -7,9 +7,15 @@ import pytest
 from daguerre.domain import Account
 from daguerre.gateway import keycache
 from daguerre.gateway.keycache import KeyCache
+from daguerre.store.apikeys import KeyGrant
 
-ALICE = Account(id="acct_a", name="alice", tier="free", product="api")
-BOB = Account(id="acct_b", name="bob", tier="pro", product="api")
+
+def grant(account: Account) -> KeyGrant:
+    return KeyGrant(account, f"key_{account.name}", ("images",), None, None)
+
+
+ALICE = grant(Account(id="acct_a", name="alice", tier="free", product="api"))
+BOB = grant(Account(id="acct_b", name="bob", tier="pro", product="api"))
 
 
 class Clock:
@@ -51,3 +57,12 @@ def test_a_full_cache_starts_over_rather_than_growing(clock: Clock) -> None:
     cache.put("dg-carol", ALICE)
     assert cache.get("dg-alice") is None and cache.get("dg-bob") is None
     assert cache.get("dg-carol") == ALICE
+
+
+def test_clearing_forgets_every_key(clock: Clock) -> None:
+    """What a revocation through /admin/keys does: the next use reads the database."""
+    cache = KeyCache(ttl_s=5.0)
+    cache.put("dg-alice", ALICE)
+    cache.put("dg-bob", BOB)
+    cache.clear()
+    assert cache.get("dg-alice") is None and cache.get("dg-bob") is None

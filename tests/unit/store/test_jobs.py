@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from daguerre.domain import Account, ImageRecord, JobSpec, JobStatus
 from daguerre.store import Store
+from daguerre.store.tables import JobRow, utcnow
 
 SPEC = JobSpec(prompt="a red circle", model="builtin", n=2, width=64, height=64, seed=7)
 
@@ -146,3 +149,41 @@ def test_backlog_by_priority_counts_the_pools_waiting_jobs_per_key(
     store.jobs.mark_running("running", 8, None)
     assert store.jobs.backlog_by_priority("api") == {1: 1, 3: 2, 5: 2}
     assert store.jobs.backlog("api") == 5
+
+
+def test_client_ids_are_unique_per_account_only(store: Store, account: Account) -> None:
+    other = store.accounts.create_account("bob", "free", "chat")
+    mine, _ = store.jobs.create("row-a", account.id, "chat", SPEC, client_id="same")
+    theirs, _ = store.jobs.create("row-b", other.id, "chat", SPEC, client_id="same")
+    assert mine.client_id == theirs.client_id == "same"
+    assert mine.public_id == "same" and mine.id == "row-a"
+    # Found by the owner's own name for it, and by nobody else.
+    found = store.jobs.find(account.id, "same")
+    assert found is not None and found.id == "row-a" and found.client_id == "same"
+    found = store.jobs.find(other.id, "same")
+    assert found is not None and found.id == "row-b"
+    assert store.jobs.find(other.id, "row-a") is None
+    # A job the client named is not found by its row id; one it did not name is.
+    assert store.jobs.find(account.id, "row-a") is None
+    plain, _ = store.jobs.create("row-c", account.id, "chat", SPEC)
+    assert plain.public_id == "row-c"
+    found = store.jobs.find(account.id, "row-c")
+    assert found is not None and found.id == "row-c"
+
+
+def test_waiting_before_pages_through_old_waiting_jobs(store: Store, account: Account) -> None:
+    for i in range(5):
+        store.jobs.create(f"w{i}", account.id, "chat", SPEC)
+    store.jobs.finish("w4", JobStatus.FAILED, "gone")
+    with store.engine.begin() as conn:
+        conn.execute(update(JobRow).values(created_at=utcnow() - timedelta(minutes=5)))
+    store.jobs.create("young", account.id, "chat", SPEC)
+    cutoff = utcnow() - timedelta(minutes=1)
+    seen: list[str] = []
+    page, after = store.jobs.waiting_before(cutoff, None, 2)
+    while True:
+        seen += [job.id for job in page]
+        if after is None:
+            break
+        page, after = store.jobs.waiting_before(cutoff, after, 2)
+    assert sorted(seen) == ["w0", "w1", "w2", "w3"]

@@ -14,14 +14,18 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
     assert {"conversations", "turns", "controls"} <= tables
     columns = {c["name"] for c in inspect(store.engine).get_columns("jobs")}
-    assert {"preemptions", "watched_until"} <= columns
-    assert current_revision(store.engine) == "0005"
+    assert {"preemptions", "watched_until", "client_id"} <= columns
+    keys = {c["name"] for c in inspect(store.engine).get_columns("api_keys")}
+    assert {"label", "expires_at", "scopes", "last_used_at"} <= keys
+    accounts = {c["name"] for c in inspect(store.engine).get_columns("accounts")}
+    assert {"webhook_secret", "webhook_secret_previous"} <= accounts
+    assert current_revision(store.engine) == "0006"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
     upgrade_head(store.engine)
     upgrade_head(store.engine)
-    assert current_revision(store.engine) == "0005"
+    assert current_revision(store.engine) == "0006"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
@@ -31,3 +35,16 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert (tmp_path / "daguerre.db").exists()
     store.close()
+
+
+def test_migrations_match_the_tables(store: Store) -> None:
+    """tables.py (what queries use) and the migrations (what databases get) agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from daguerre.store.tables import Base
+
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []

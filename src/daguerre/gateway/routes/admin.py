@@ -1,6 +1,6 @@
 """The operators' API: change tiers' limits, feature flags, degraded mode and the
 admission pace while the service runs. Changes go to the database, which every gateway
-re-reads every second."""
+re-reads every second. API keys have their own routes (routes/admin_keys.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from daguerre.access import FeatureSettings, TierSettings, merged
 from daguerre.gateway.controls import degraded_key, feature_key, pace_key, tier_key
 from daguerre.gateway.deps import AdminDep, ServicesDep
 from daguerre.gateway.errors import APIError, bad_request, not_found
+from daguerre.gateway.routes import admin_keys
 from daguerre.gateway.services import Services
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+router.include_router(admin_keys.router)  # /admin/keys: the API key lifecycle
 
 
 class DegradedUpdate(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Request, status
 
-from daguerre.gateway import conversations
+from daguerre.gateway import conversations, gates
 from daguerre.gateway.deps import AccountDep, ServicesDep
 from daguerre.gateway.schemas import (
     ConversationCreate,
@@ -17,7 +17,14 @@ from daguerre.gateway.schemas import (
     TurnPublic,
 )
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+# Every conversation request counts against the account's read limit (its writes too:
+# creating and renaming start no job, so no other limit counts them).
+router = APIRouter(
+    prefix="/v1/conversations",
+    tags=["conversations"],
+    dependencies=[gates.ReadLimit],
+    responses=gates.READ_LIMIT_RESPONSES,
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

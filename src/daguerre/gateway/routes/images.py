@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import time
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from daguerre.domain import ErrorCode, JobRecord, JobStatus
-from daguerre.gateway import edits, image_stream, jobs
+from daguerre.gateway import edits, gates, image_stream, jobs
 from daguerre.gateway.deps import AccountDep, OptionalAccountDep, ServicesDep
 from daguerre.gateway.errors import APIError, bad_request, not_found
 from daguerre.gateway.schemas import (
@@ -24,6 +25,7 @@ from daguerre.gateway.schemas import (
     ImagesPublic,
 )
 from daguerre.gateway.services import Services
+from daguerre.gateway.streams import Release, SlotStreamingResponse
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
@@ -59,11 +61,18 @@ async def create_image(
     spec = jobs.resolve_spec(services.settings, body, job_id)
     if body.stream:
         spec = dataclasses.replace(spec, partial_images=body.partial_images or 0)
-    # The client waits on this connection for the image: refuse rather than defer.
-    job = await jobs.submit(
-        services, account, job_id, spec, request, can_defer=False, fresh=idempotency_key is None
-    )
-    return await _answer(services, job, body, request, "image_generation")
+    # A stream's slot before its job: a refused stream starts no work.
+    slot = services.streams.acquire(account.id) if body.stream else None
+    try:
+        # The client waits on this connection for the image: refuse rather than defer.
+        job = await jobs.submit(
+            services, account, job_id, spec, request, can_defer=False, fresh=idempotency_key is None
+        )
+    except BaseException:
+        if slot is not None:
+            slot()
+        raise
+    return await _answer(services, job, body, request, "image_generation", slot)
 
 
 # The form is read by hand (edits.read_form) to accept both "image" and "image[]" and
@@ -101,22 +110,43 @@ _EDIT_FORM = {
 async def edit_image(account: AccountDep, services: ServicesDep, request: Request) -> Any:
     """OpenAI's image edit: multipart ``image`` (or ``image[]``), optional ``mask``
     (transparent = may change), ``prompt`` and the generation fields."""
-    form = await edits.read_form(request, services.settings)
+    form = await edits.read_form(request, services.settings)  # the body; nothing decoded
     job_id = jobs.new_job_id(account, None, None)
-    spec = await edits.edit_spec(services.settings, services.store.blobs, form, job_id)
-    # The client waits on this connection for the image: refuse rather than defer.
-    job = await jobs.submit(services, account, job_id, spec, request, can_defer=False, fresh=True)
-    return await _answer(services, job, form.params, request, "image_edit")
+    draft = edits.draft_spec(services.settings, form, job_id)
+    # Decoding and storing the uploads wait until the job is admitted (see edits.py).
+    prepare = functools.partial(
+        edits.prepare, services.settings, services.store.blobs, form, job_id
+    )
+    slot = services.streams.acquire(account.id) if form.params.stream else None
+    try:
+        # The client waits on this connection for the image: refuse rather than defer.
+        job = await jobs.submit(
+            services, account, job_id, draft, request, can_defer=False, fresh=True, prepare=prepare
+        )
+    except BaseException:
+        if slot is not None:
+            slot()
+        await edits.discard_uploads(services.store, job_id)
+        raise
+    return await _answer(services, job, form.params, request, "image_edit", slot)
 
 
 async def _answer(
-    services: Services, job: JobRecord, body: ImageGenerateCreate, request: Request, kind: str
+    services: Services,
+    job: JobRecord,
+    body: ImageGenerateCreate,
+    request: Request,
+    kind: str,
+    slot: Release | None = None,
 ) -> ImagesPublic | StreamingResponse:
-    if body.stream:
-        return StreamingResponse(
+    """The stream (``slot``: its place among the account's open streams), or the
+    image once its job is done."""
+    if slot is not None:
+        return SlotStreamingResponse(
             image_stream.with_keepalive(
                 image_stream.events(services, job.id, kind, body.background)
             ),
+            slot,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -158,7 +188,11 @@ async def _images_body(
     )
 
 
-@router.get("/files/{image_id}", responses={200: {"content": {"image/png": {}}}})
+@router.get(
+    "/files/{image_id}",
+    responses={200: {"content": {"image/png": {}}}, **gates.READ_LIMIT_RESPONSES},
+    dependencies=[gates.ReadLimit],  # with a key; a signed link's holder has no account
+)
 async def image_file(
     image_id: str,
     services: ServicesDep,
@@ -167,9 +201,11 @@ async def image_file(
     sig: str | None = None,
 ) -> Response:
     """An image, for its owner's API key or for a signed link (which needs no key)."""
-    image = await anyio.to_thread.run_sync(services.store.jobs.get_image, image_id)
+    # Who may see it is settled before the id reaches the database: the signature (an
+    # HMAC of the id, cheap) or the key. A link we signed names an image we stored.
+    owner: str | None = None  # whose image it must be; None: a signed link's holder
     if exp is not None and sig is not None:
-        if image is None or not services.signer.verify(image_id, exp, sig):
+        if not services.signer.verify(image_id, exp, sig):
             message = "This image link has expired or is not valid."
             raise APIError(403, message, code="bad_signature")
     elif account is None:
@@ -178,7 +214,10 @@ async def image_file(
             "Send the owner's API key (Authorization: Bearer KEY) or use a signed link.",
             code="invalid_api_key",
         )
-    elif image is not None and image.account_id != account.id:
+    else:
+        owner = account.id
+    image = await anyio.to_thread.run_sync(services.store.jobs.get_image, image_id)
+    if image is not None and owner is not None and image.account_id != owner:
         image = None  # someone else's image is no different from a missing one
     if image is None:
         raise not_found(f"No image found with id '{image_id}'.")

@@ -11,12 +11,14 @@ from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import StreamingResponse
 
 from daguerre.domain import ProgressEvent
-from daguerre.gateway import jobs
+from daguerre.gateway import gates, jobs
 from daguerre.gateway.deps import AccountDep, ServicesDep
 from daguerre.gateway.errors import bad_request
 from daguerre.gateway.image_stream import with_keepalive
 from daguerre.gateway.schemas import JobCreate, JobPublic
 from daguerre.gateway.services import Services
+from daguerre.gateway.streams import SlotStreamingResponse
+from daguerre.webhook_guard import AllowList, DestinationRefused, check_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -30,19 +32,24 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JobPublic:
     job_id = jobs.new_job_id(account, body.id, idempotency_key)
-    spec = jobs.resolve_spec(services.settings, body, job_id, seed=body.seed, steps=body.steps)
-    if body.webhook_url is not None and services.settings.webhook_secret is None:
-        raise bad_request(
-            "Invalid value for 'webhook_url': this server has no webhook secret "
-            "(DAGUERRE_WEBHOOK_SECRET), so it cannot sign webhooks.",
-            param="webhook_url",
-        )
+    # The default seed follows the id the client knows, as it did when that was the row's
+    # id: a request repeated across the change still matches its job.
+    seed_id = body.id or job_id
+    spec = jobs.resolve_spec(services.settings, body, seed_id, seed=body.seed, steps=body.steps)
+    if body.webhook_url is not None:
+        # The cheap checks (no DNS); the worker resolves and checks again at delivery.
+        try:
+            check_url(body.webhook_url, AllowList.parse(services.settings.webhook_allow))
+        except DestinationRefused as err:
+            raise bad_request(f"Invalid value for 'webhook_url': {err}.", "webhook_url") from None
     fresh = body.id is None and idempotency_key is None
-    job = await jobs.submit(services, account, job_id, spec, request, body.webhook_url, fresh=fresh)
+    job = await jobs.submit(
+        services, account, job_id, spec, request, body.webhook_url, fresh=fresh, client_id=body.id
+    )
     return await jobs.describe(services, job, str(request.base_url))
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", dependencies=[gates.ReadLimit], responses=gates.READ_LIMIT_RESPONSES)
 async def get_job(
     job_id: str, account: AccountDep, services: ServicesDep, request: Request
 ) -> JobPublic:
@@ -50,7 +57,7 @@ async def get_job(
     return await jobs.describe(services, job, str(request.base_url))
 
 
-@router.delete("/{job_id}")
+@router.delete("/{job_id}", dependencies=[gates.ReadLimit], responses=gates.READ_LIMIT_RESPONSES)
 async def cancel_job(
     job_id: str, account: AccountDep, services: ServicesDep, request: Request
 ) -> JobPublic:
@@ -58,17 +65,23 @@ async def cancel_job(
     return await jobs.describe(services, job, str(request.base_url))
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    dependencies=[gates.ReadLimit],
+    responses=gates.READ_LIMIT_RESPONSES,
+)
 async def job_events(
     job_id: str, account: AccountDep, services: ServicesDep, request: Request
 ) -> StreamingResponse:
     """``state`` (the job now), ``progress`` (step i of n, with a base64 PNG preview
     when the model has one), then one of ``completed``, ``failed`` or ``cancelled``."""
-    await jobs.owned_job(services, account, job_id)  # 404 before the stream starts
-    return StreamingResponse(
+    job = await jobs.owned_job(services, account, job_id)  # 404 before the stream starts
+    return SlotStreamingResponse(
         # Keep-alive comments during a quiet stretch (a long queue) stop proxies from
-        # closing the connection.
-        with_keepalive(_sse(services, job_id, str(request.base_url))),
+        # closing the connection. The feed follows the row, by its own id.
+        with_keepalive(_sse(services, job.id, str(request.base_url))),
+        services.streams.acquire(account.id),  # a 429 past the account's open streams
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

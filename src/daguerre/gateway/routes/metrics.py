@@ -1,4 +1,5 @@
-"""Prometheus metrics (see gateway/metrics.py for what each one counts)."""
+"""Prometheus metrics (see gateway/metrics.py for what each one counts). Behind a
+bearer key unless the gateway listens on loopback only (``metrics_auth``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from daguerre.gateway.deps import ServicesDep
+from daguerre.gateway.deps import MetricsDep, ServicesDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(_: MetricsDep, services: ServicesDep) -> Response:
     def collect() -> bytes:
         m, jobs, admission = services.metrics, services.store.jobs, services.admission
         for pool in services.settings.pools:
