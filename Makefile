@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install lint typecheck fmt clean
+.PHONY: up test install lint typecheck fmt clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
+
+# The pictures of docs/web.md, taken by the browser tests: the one command that writes them
+# into the tree (`make test` takes them into a scratch folder).
+screenshots: $(STAMP)
+	DAGUERRE_SCREENSHOTS=1 $(PY) -m pytest -q -m browser tests/browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

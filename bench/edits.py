@@ -5,7 +5,7 @@ on the same examples.
 
 Each example is a held-out scene, an instruction of one kind (recolour, shape, move,
 remove, add, background) and the scene the instruction should produce, from
-``daguerre.models.builtin.data.sample_edit_example(rng, kind, training=False)``; the
+``daguerre.models.builtin.training.data.sample_edit_example(rng, kind, training=False)``; the
 source picture is ``scene.render`` of the first scene, uploaded as a PNG. Bounded
 and loopback only.
 
@@ -33,10 +33,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import Stack
 
-from daguerre.models.builtin import grammar
-from daguerre.models.builtin.checker import check, check_scene
-from daguerre.models.builtin.data import sample_edit_example
 from daguerre.models.builtin.scene import Scene, render
+from daguerre.models.builtin.training import grammar
+from daguerre.models.builtin.training.checker import check, check_scene
+from daguerre.models.builtin.training.data import sample_edit_example
 
 # (kind, source scene, instruction, what the result must match)
 Case = tuple[str, Scene, str, grammar.CaptionSpec]

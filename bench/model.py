@@ -26,8 +26,8 @@ import time
 from typing import Any
 
 from daguerre.models.base import ImageModel, RenderRequest, render
-from daguerre.models.builtin.grammar import sample_caption
 from daguerre.models.builtin.scene import sample_scene
+from daguerre.models.builtin.training.grammar import sample_caption
 from daguerre.models.registry import create_model
 
 

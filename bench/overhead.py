@@ -74,7 +74,9 @@ class Stack:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DAGUERRE_")}
         env.update(
-            PYTHONPATH=str(REPO),
+            # This checkout's code first, whatever the venv has installed: a bench run
+            # from another checkout (the code before a change) measures that code.
+            PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]),
             DAGUERRE_DATA_DIR=str(data_dir),
             DAGUERRE_PORT=str(self.port),
             DAGUERRE_TEMPORAL_PORT=str(free_port()),

@@ -1,7 +1,7 @@
 """Who may do what, how much and how soon: tiers and feature flags as data.
 
 They come from a TOML file (``DAGUERRE_TIERS_FILE``; the package ships ``tiers.toml``)
-and may be overridden live by an operator (see ``gateway/controls.py``), so everything
+and may be overridden live by an operator (see ``gateway/access/controls.py``), so everything
 here is a plain pydantic model that can be merged with a partial update.
 """
 
@@ -31,20 +31,62 @@ def _limit(value: str) -> str:
 class RenderDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: int | None = Field(default=None, ge=1, le=1000)
-    partial_images: int = Field(default=3, ge=0, le=3)
-    quality: str | None = None
+    steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Render steps when a request names none (under `degraded`, also the "
+        "most it gets). None: the model's own default.",
+    )
+    partial_images: int = Field(
+        default=3,
+        ge=0,
+        le=3,
+        description="Partial (preview) images a streamed request gets, at most: the default "
+        "and the ceiling.",
+    )
+    quality: str | None = Field(
+        default=None, description="The quality when a request names none. None: the model's."
+    )
 
 
 class TierSettings(RenderDefaults):
-    priority: int = Field(default=priorities.DEFAULT, ge=priorities.HIGHEST, le=priorities.LOWEST)
-    fairness_weight: float = Field(default=1.0, gt=0, le=1000)
-    requests: str = "60/minute"
-    images: str = "60/minute"
-    wait_budget_s: float = Field(default=60.0, ge=0)
-    over_budget: Literal["defer", "reject"] = "reject"
-    admit_past_cap: bool = True
-    degraded: RenderDefaults | None = None
+    priority: int = Field(
+        default=priorities.DEFAULT,
+        ge=priorities.HIGHEST,
+        le=priorities.LOWEST,
+        description="Temporal priority key, 1 (first) .. 5 (last); 5 is kept for deferred work.",
+    )
+    fairness_weight: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="An account's share of its priority level (accounts are fairness keys).",
+    )
+    requests: str = Field(
+        default="60/minute", description='Requests per account, per window (e.g. "60/minute").'
+    )
+    images: str = Field(default="60/minute", description="Images per account, per window.")
+    wait_budget_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="The longest estimated queue wait a request is admitted with.",
+    )
+    over_budget: Literal["defer", "reject"] = Field(
+        default="reject",
+        description='Past the wait budget: "defer" (accept now, run when capacity frees) or '
+        '"reject" (429).',
+    )
+    admit_past_cap: bool = Field(
+        default=True,
+        description="Admitted even when the pool's backlog is at its hard cap (max_backlog), "
+        "and not held to the pool's admit_pace.",
+    )
+    degraded: RenderDefaults | None = Field(
+        default=None,
+        description="What the tier gets instead (steps, partial_images, quality) while its "
+        "pool is degraded. None: the same as always.",
+    )
 
     _check_requests = field_validator("requests", "images")(_limit)
 
@@ -52,9 +94,14 @@ class TierSettings(RenderDefaults):
 class FeatureSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True  # False: the kill switch, off for everyone
-    tiers: list[str] = Field(default_factory=lambda: ["free", "plus", "pro"])
-    percent: float = Field(default=100.0, ge=0, le=100)
+    enabled: bool = Field(default=True, description="False: the kill switch, off for everyone.")
+    tiers: list[str] = Field(
+        default_factory=lambda: ["free", "plus", "pro"], description="The tiers that may use it."
+    )
+    # A stable hash of the account id: raising the percentage only adds accounts.
+    percent: float = Field(
+        default=100.0, ge=0, le=100, description="The share of those tiers' accounts that may."
+    )
 
 
 class AccessConfig(BaseModel):
@@ -62,6 +109,11 @@ class AccessConfig(BaseModel):
 
     tiers: dict[str, TierSettings]
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
+
+    def tier(self, name: str) -> TierSettings:
+        """The one tier resolver: a tier's terms; an unknown tier gets the lowest-priority
+        tier's terms (the highest priority number)."""
+        return self.tiers.get(name) or max(self.tiers.values(), key=lambda t: t.priority)
 
 
 def load_access(path: Path | None) -> AccessConfig:

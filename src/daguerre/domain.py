@@ -30,7 +30,9 @@ class JobStatus(StrEnum):
 # Once a job reaches one of these it never changes again ("terminal is sticky"), which is
 # what makes concurrent writers (a retried activity, a cancel, a failure path) safe.
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
+# Recorded but not started (or paused and waiting again): what the backlog, a queue
+# position and the orphan sweep count, and the only statuses a job is created in.
+WAITING_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.DEFERRED})
 
 
 class ErrorCode(StrEnum):
@@ -97,11 +99,6 @@ def partial_steps(total_steps: int, partial_images: int) -> list[int]:
     return out
 
 
-def partial_key(job_id: str, index: int, output_format: str) -> str:
-    """Blob of partial image ``index`` of a job, already at the requested size and format."""
-    return f"previews/{job_id}/partial-{index}.{output_format}"
-
-
 @dataclass(frozen=True)
 class Account:
     id: str
@@ -150,7 +147,7 @@ class JobRecord:
     degraded: bool = False
     webhook_url: str | None = None
     # The id the client chose (POST /v1/jobs {"id": ...}), unique per account only; ``id``
-    # is then derived from it and the account (see gateway/jobs.py new_job_id), so that
+    # is then derived from it and the account (see gateway/services/jobs.py new_job_id), so that
     # two accounts may use the same one and neither learns that the other did.
     client_id: str | None = None
 
@@ -184,15 +181,6 @@ class TurnRecord:
     parent_turn_id: str | None
     job_id: str
     created_at: float
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """What a watcher of a job learns: its state now, and a preview when there is one."""
-
-    kind: str  # "state" | "progress" | "completed" | "failed" | "cancelled"
-    job: JobRecord
-    preview_png: bytes | None = None
 
 
 def default_seed(job_id: str) -> int:

@@ -19,13 +19,12 @@ imports this module.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
-
-import anyio
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -210,10 +209,9 @@ def _check_address(address: IPAddress, allow: AllowList) -> None:
 
 
 async def getaddrinfo_resolver(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (getaddrinfo, in a worker thread)."""
-    infos = await anyio.to_thread.run_sync(
-        lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    )
+    """Every address ``host`` resolves to (the event loop's own getaddrinfo)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from playwright.sync_api import Locator, Page, Route, expect
@@ -137,10 +138,18 @@ def test_generate_watch_it_sharpen_edit_branch_rename_and_gallery(
     assert download.value.failure() is None
 
     # The gallery holds the account's three images, and leads back to the conversation.
+    asked: list[str] = []  # the API requests the gallery makes (its image files aside)
+    page.on("request", lambda request: asked.append(urlsplit(request.url).path))
     page.get_by_role("button", name="Gallery").click()
     expect(page.locator(".gallery-item img")).to_have_count(3)
     for img in page.locator(".gallery-item img").all():
         expect(img).to_have_js_property("complete", True)
+    # One list request, not one per conversation (GET /v1/images, newest first).
+    api_calls = [p for p in asked if p.startswith("/v1/") and "/files/" not in p]
+    assert api_calls == ["/v1/images"], asked
+    prompts = page.locator(".gallery-item figcaption").all_text_contents()
+    assert prompts == ["make the circle blue", "make the circle green", CIRCLE]
+    expect(page.get_by_role("button", name="More images")).to_be_hidden()
     shot(page, "gallery")
     page.get_by_role("button", name="Open “Circles”").first.click()
     expect(page.get_by_role("heading", name="Circles")).to_be_visible()
@@ -315,3 +324,37 @@ def test_not_on_plan_for_real_when_the_feature_is_for_pro_only(
         expect(page.locator("#send")).to_be_enabled()
     finally:
         httpx.delete(flag_url, headers=admin)
+
+
+def test_the_gallery_pages_through_the_images(new_page: NewPage, web_stack: WebStack) -> None:
+    """The gallery asks for a page at a time and offers the next with "More images" (the
+    page size is cut to 2 here, so that three images make two pages)."""
+    key = web_stack.new_key()
+    made = httpx.post(
+        f"{web_stack.url}/v1/images/generations",
+        json={"prompt": CIRCLE, "n": 3, "response_format": "url"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert made.status_code == 200, made.text
+    asked: list[str] = []
+
+    def pages_of_two(route: Route) -> None:
+        url = urlsplit(route.request.url)
+        query = {**parse_qs(url.query), "limit": ["2"]}
+        asked.append(urlencode(query, doseq=True))
+        route.continue_(url=url._replace(query=urlencode(query, doseq=True)).geturl())
+
+    page = signed_in(new_page, web_stack, key)
+    page.route(re.compile(r"/v1/images\?"), pages_of_two)
+    page.get_by_role("button", name="Gallery").click()
+    expect(page.locator(".gallery-item")).to_have_count(2)
+    more = page.get_by_role("button", name="More images")
+    more.click()
+    expect(page.locator(".gallery-item")).to_have_count(3)
+    expect(more).to_be_hidden()
+    ids = page.locator(".gallery-item").evaluate_all("items => items.map(i => i.dataset.id)")
+    assert len(set(ids)) == 3
+    assert asked == ["limit=2", f"limit=2&after={ids[1]}"]
+    # Images made through the API belong to no conversation: nothing to open.
+    expect(page.locator(".gallery-item button")).to_have_count(0)

@@ -28,7 +28,7 @@ from tests.support.stack import free_port
 def docs_url(tmp_path: Path) -> Iterator[str]:
     settings = Settings(data_dir=tmp_path, api_docs=True)
     store = open_store(settings)
-    app = create_app(settings, engine=FakeEngine(store), store=store)
+    app = create_app(settings, workflows=FakeEngine(store), store=store)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import anyio
 
 from daguerre.domain import JobRecord
-from daguerre.engine.client import Engine
+from daguerre.engine.client import WorkflowClient
 from daguerre.store import Store
 
 
@@ -34,7 +34,7 @@ async def wait_terminal(store: Store, job_id: str, timeout_s: float = 60.0) -> J
     return await wait_job(store, job_id, lambda j: j.is_terminal, timeout_s, "a final status")
 
 
-async def workflow_status(engine: Engine, job_id: str, expected: str) -> str | None:
+async def workflow_status(engine: WorkflowClient, job_id: str, expected: str) -> str | None:
     """The workflow's status once it is ``expected`` (or the last seen, after ~5 s): the
     job row is final a moment before the workflow itself closes."""
     status = None

@@ -29,7 +29,7 @@ from tests.support.stack import (
     start_worker,
     wait_until,
 )
-from tests.unit.store.test_redis_progress import REDIS_URL
+from tests.unit.progress.test_redis_pubsub import REDIS_URL
 
 ADMIN_KEY = "test-admin-key"
 GENEROUS = {"requests": "10000/minute", "images": "10000/minute", "wait_budget_s": 3600}

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 from temporalio.client import Client
 
-from daguerre.gateway.jobs import new_job_id
+from daguerre.gateway.services.job_ids import new_job_id
 from tests.integration.conftest import Stack
 from tests.integration.helpers import wait_terminal
 

@@ -118,7 +118,7 @@ async def inject_faults(up: Up, started: float, load: Load) -> None:
 
 
 def rows_of(store: Store, account_id: str) -> tuple[list[Any], list[Any]]:
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         jobs = conn.execute(select(JobRow).where(JobRow.account_id == account_id)).all()
         images = conn.execute(select(ImageRow).where(ImageRow.account_id == account_id)).all()
     return list(jobs), list(images)

@@ -16,9 +16,9 @@ from temporalio.client import Client
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
-from daguerre.engine.client import TemporalEngine
-from daguerre.gateway.controls import LiveControls
-from daguerre.gateway.reconciler import Reconciler
+from daguerre.engine.client import TemporalWorkflowClient
+from daguerre.gateway.access.controls import LiveControls
+from daguerre.gateway.services.reconciler import Reconciler
 from daguerre.store import Store, open_store
 from daguerre.store.tables import JobRow, utcnow
 from daguerre.workers.worker import pool_workers
@@ -33,14 +33,14 @@ SPEC = JobSpec(prompt="orphan", model="fake", width=64, height=64, steps=3)
 class Setup:
     settings: Settings
     store: Store
-    engine: TemporalEngine
+    engine: TemporalWorkflowClient
     reconciler: Reconciler
     account_id: str
 
     def orphan(self, job_id: str, pool: str = "api") -> None:
         """A row recorded two minutes ago by a gateway that died before starting it."""
         self.store.jobs.create(job_id, self.account_id, pool, SPEC, tier="free", priority=3)
-        with self.store.engine.begin() as conn:
+        with self.store.db.begin() as conn:
             conn.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id)
@@ -56,7 +56,7 @@ async def setup(
     settings = config.settings()
     store = open_store(settings)
     account = store.accounts.create_account("a", "free", "api")
-    engine = TemporalEngine(settings, temporal_client)
+    engine = TemporalWorkflowClient(settings, temporal_client)
     controls = LiveControls(settings, store.controls)
     async with pool_workers(settings, "api", temporal_client):
         yield Setup(

@@ -17,7 +17,7 @@ from daguerre.store import open_store
 from tests.integration.conftest import Stack, unique_tag
 from tests.integration.test_openai_client import PROMPT, client
 from tests.support.stack import StackConfig, free_port, start_gateway, start_worker
-from tests.unit.store.test_redis_progress import REDIS_URL
+from tests.unit.progress.test_redis_pubsub import REDIS_URL
 
 
 @pytest.fixture

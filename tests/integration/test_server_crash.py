@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 
 from daguerre.domain import JobSpec, JobStatus
-from daguerre.engine.client import TemporalEngine
+from daguerre.engine.client import TemporalWorkflowClient
 from daguerre.launcher import temporal_binary
 from daguerre.procs import port_open
 from daguerre.store import Store, open_store
@@ -56,7 +56,7 @@ async def test_kill_9_server_and_restart_loses_nothing(tmp_path: Path) -> None:
     )
     settings = config.settings()
     store = open_store(settings)
-    engine = TemporalEngine(settings)
+    engine = TemporalWorkflowClient(settings)
     account = store.accounts.create_account("a", "free", "api")
     worker = start_worker(config, "api", tmp_path)
     ids = [f"srv-{i}" for i in range(6)]

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.domain import JobSpec
-from daguerre.engine.client import TemporalEngine
+from daguerre.engine.client import TemporalWorkflowClient
 from daguerre.redact import install_log_redaction, uninstall_log_redaction
 from daguerre.store import open_store
 from daguerre.workers.webhooks import SIGNATURE_HEADER, verify
@@ -77,7 +77,7 @@ async def test_a_final_job_calls_its_signed_webhook(
     store.jobs.create("job-hook", account.id, "api", spec, webhook_url=url)
     try:
         async with pool_workers(settings, "api", temporal_client):
-            engine = TemporalEngine(settings, temporal_client)
+            engine = TemporalWorkflowClient(settings, temporal_client)
             await engine.submit("job-hook", spec, "api", 3, account.id, webhook=True)
             job = await wait_terminal(store, "job-hook")
             for _ in range(200):
@@ -123,7 +123,7 @@ async def test_hung_webhooks_do_not_delay_another_accounts_job(
     loop = asyncio.get_running_loop()
     try:
         async with pool_workers(settings, "api", temporal_client):
-            engine = TemporalEngine(settings, temporal_client)
+            engine = TemporalWorkflowClient(settings, temporal_client)
             for i in range(8):
                 url = f"http://127.0.0.1:{port}/hook/{i}"
                 store.jobs.create(f"hung-{i}", slow.id, "api", spec, webhook_url=url)
@@ -164,7 +164,7 @@ async def test_the_worker_log_never_carries_a_webhooks_secrets(
     try:
         with caplog.at_level(logging.DEBUG):
             async with pool_workers(settings, "api", temporal_client):
-                engine = TemporalEngine(settings, temporal_client)
+                engine = TemporalWorkflowClient(settings, temporal_client)
                 await engine.submit("job-secret-hook", spec, "api", 3, account.id, webhook=True)
                 await wait_terminal(store, "job-secret-hook")
                 for _ in range(200):

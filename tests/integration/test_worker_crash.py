@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from daguerre.domain import JobSpec, JobStatus
-from daguerre.engine.client import TemporalEngine
+from daguerre.engine.client import TemporalWorkflowClient
 from daguerre.procs import cmdline
 from daguerre.store import Store, open_store
 from daguerre.workers.checkpoints import Checkpoints
@@ -43,7 +43,7 @@ async def test_kill_9_worker_mid_render_resumes_from_checkpoint(
     config = crash_config(tmp_path, temporal_address)
     settings = config.settings()
     store = open_store(settings)
-    engine = TemporalEngine(settings)
+    engine = TemporalWorkflowClient(settings)
     account = store.accounts.create_account("a", "free", "api")
     spec = JobSpec(prompt="survive a crash", model="fake", n=1, width=64, height=64, steps=40)
     store.jobs.create("crash-job", account.id, "api", spec)
@@ -83,7 +83,7 @@ async def test_kill_9_worker_with_a_full_batch_resumes_every_job_from_a_checkpoi
     config = crash_config(tmp_path, temporal_address, pool={"batch_images": 6})
     settings = config.settings()
     store = open_store(settings)
-    engine = TemporalEngine(settings)
+    engine = TemporalWorkflowClient(settings)
     account = store.accounts.create_account("a", "free", "api")
     ids = [f"batch-{i}" for i in range(6)]
     for job_id in ids:
@@ -142,7 +142,7 @@ async def test_a_dead_engine_process_is_replaced_and_its_renders_finish(
     )
     settings = config.settings()
     store = open_store(settings)
-    engine = TemporalEngine(settings)
+    engine = TemporalWorkflowClient(settings)
     account = store.accounts.create_account("a", "free", "api")
     ids = [f"engine-{i}" for i in range(3)]
     for job_id in ids:

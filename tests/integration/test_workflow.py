@@ -13,7 +13,7 @@ from temporalio.client import Client
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.config import Settings
 from daguerre.domain import ErrorCode, JobSpec, JobStatus
-from daguerre.engine.client import TemporalEngine
+from daguerre.engine.client import TemporalWorkflowClient
 from daguerre.store import Store, open_store
 from daguerre.workers.worker import pool_workers
 from tests.integration.conftest import unique_tag
@@ -25,7 +25,7 @@ from tests.support.stack import StackConfig
 class Engine:
     settings: Settings
     store: Store
-    engine: TemporalEngine
+    engine: TemporalWorkflowClient
     account_id: str
 
     async def submit(self, job_id: str, prompt: str, steps: int = 4) -> None:
@@ -56,7 +56,7 @@ async def engine(
     account = store.accounts.create_account("a", "free", "api")
     # The engine's core runs in a process of its own, as in a real worker.
     async with pool_workers(settings, "api", temporal_client):
-        yield Engine(settings, store, TemporalEngine(settings, temporal_client), account.id)
+        yield Engine(settings, store, TemporalWorkflowClient(settings, temporal_client), account.id)
     store.close()
 
 

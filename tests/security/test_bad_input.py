@@ -4,7 +4,7 @@ JSON, huge numbers and wrong types, against the job, image and conversation APIs
 Every refusal must be a 4xx with OpenAI's error body and a ``code`` (so a client can
 branch on it), never a 5xx and never a traceback; a refused request leaves nothing
 behind (no job accepted and then broken, which a retry would duplicate). Odd text is
-refused, not cleaned (see gateway/text_guard.py for why).
+refused, not cleaned (see gateway/api/text_guard.py for why).
 
 On SQLite in-process for all of it; the text cases that once broke PostgreSQL only
 (NUL, surrogates) run there too, when a server answers.
@@ -348,7 +348,7 @@ async def corpus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Corp
 
 
 def job_count(target: InProcess) -> int:
-    with target.store.engine.connect() as conn:
+    with target.store.db.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(JobRow)).scalar_one())
 
 
@@ -403,7 +403,7 @@ async def test_after_the_corpus_every_job_of_a_still_reads(corpus: Corpus) -> No
     left one answering 500 for good)."""
     target = corpus.target
     a = target.bearer(target.key_a)
-    with target.store.engine.connect() as conn:
+    with target.store.db.connect() as conn:
         jobs = JobRow.__table__
         client_id = jobs.c.get("client_id", jobs.c.id)  # before ids were per account: the id
         rows = conn.execute(

@@ -49,6 +49,7 @@ CALLER_SCOPED = {
     ("POST", "/v1/jobs"),
     ("POST", "/v1/images/generations"),
     ("POST", "/v1/images/edits"),
+    ("GET", "/v1/images"),  # the caller's own images (see test_the_image_list_is_the_callers)
     ("GET", "/v1/conversations"),
     ("POST", "/v1/conversations"),
     ("GET", "/v1/models"),
@@ -182,6 +183,9 @@ class Sweeper:
             return
         public = route.path in PUBLIC
         scoped = (method, route.path) in CALLER_SCOPED
+        # A traversal the client resolved onto a collection (``/v1/images/files/..`` is
+        # sent as ``/v1/images``): there B gets B's own, checked for A's data just above.
+        scoped |= malformed and (method, response.request.url.path) in CALLER_SCOPED
         if caller == "B":
             if public or scoped:
                 return
@@ -292,6 +296,28 @@ async def test_signed_links_open_only_the_image_they_sign(tmp_path: Path) -> Non
         for probe in ("..%2Fimages", f"images%2F{quote(victim.job_id)}%2F0.png", "%2E%2E"):
             response = await client.get(f"/v1/images/files/{probe}", headers=b)
             assert response.status_code in (400, 404), (probe, response.text)
+
+
+async def test_the_image_list_is_the_callers(tmp_path: Path) -> None:
+    """GET /v1/images lists every image of A's for A, and none of them for B: not in B's
+    list, and not past A's image given as B's cursor (refused like a missing id)."""
+    target = build(tmp_path)
+    async with serve(target) as client:
+        victim = await seed(client, target)
+        a, b = target.bearer(target.key_a), target.bearer(target.key_b)
+        own = await client.get("/v1/images", params={"limit": 100}, headers=a)
+        assert own.status_code == 200, own.text
+        assert set(victim.image_ids) <= {item["id"] for item in own.json()["data"]}
+        mine = await client.post("/v1/images/generations", json={"prompt": "B's"}, headers=b)
+        assert mine.status_code == 200, mine.text
+        theirs = await client.get("/v1/images", params={"limit": 100}, headers=b)
+        assert theirs.status_code == 200, theirs.text
+        assert len(theirs.json()["data"]) == 1
+        assert not leaked(theirs.text, victim, ""), theirs.text
+        for image_id in victim.image_ids:
+            past = await client.get("/v1/images", params={"after": image_id}, headers=b)
+            assert past.status_code == 400, past.text
+            assert not leaked(past.text.replace(image_id, ""), victim, ""), past.text
 
 
 async def test_client_job_ids_are_per_account(tmp_path: Path) -> None:

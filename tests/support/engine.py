@@ -12,17 +12,16 @@ import io
 import anyio
 from PIL import Image
 
+from daguerre.blob_layout import partial_key, preview_key
 from daguerre.domain import (
     ImageRecord,
     JobSpec,
     JobStatus,
     OutputFormat,
-    partial_key,
     partial_steps,
 )
 from daguerre.engine.client import EngineUnavailable
 from daguerre.store import Store
-from daguerre.store.progress import preview_key
 
 
 def png_bytes(size: int, colour: tuple[int, int, int] = (200, 30, 30), fmt: str = "png") -> bytes:

@@ -71,7 +71,7 @@ def build(data_dir: Path, **values: Any) -> InProcess:
     account_a = accounts.create_account("victim", "pro", "api").id
     account_b = accounts.create_account("prober", "pro", "api").id
     engine = FakeEngine(store, steps=2, step_delay_s=0.0)
-    app = create_app(settings, engine=engine, store=store)
+    app = create_app(settings, workflows=engine, store=store)
     assert settings.admin_key is not None
     return InProcess(
         app=app,

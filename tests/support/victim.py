@@ -135,7 +135,7 @@ async def seed(client: httpx.AsyncClient, target: InProcess) -> Victim:
     ensure = getattr(target.store.accounts, "ensure_webhook_secret", None)
     if ensure is not None:
         ensure(target.account_a)
-    with target.store.engine.connect() as conn:
+    with target.store.db.connect() as conn:
         rows = conn.execute(select(ApiKeyRow.id).where(ApiKeyRow.account_id == target.account_a))
         victim.key_ids = [row[0] for row in rows]
         # The generation's and the edit's jobs too, which their answers do not name. A

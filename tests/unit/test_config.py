@@ -45,8 +45,10 @@ def test_products_map_to_pools_and_tiers_to_priorities() -> None:
     settings = Settings()
     assert settings.pool_for_product("chat") == "chat"
     assert settings.pool_for_product("unknown") == "chat"
-    assert [settings.tier(t).priority for t in ("pro", "plus", "free")] == [1, 2, 3]
-    assert settings.tier("mystery").priority == 3
+    access = settings.access
+    assert access is not None
+    assert [access.tier(t).priority for t in ("pro", "plus", "free")] == [1, 2, 3]
+    assert access.tier("mystery").priority == 3
 
 
 def test_bad_configuration_is_refused() -> None:
@@ -70,8 +72,9 @@ def test_tiers_come_from_a_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DAGUERRE_TIERS_FILE", str(path))
     custom = Settings()
     assert set(custom.tiers) == {"gold", "free"}
-    assert custom.tier("gold").priority == 1
-    assert custom.tier("mystery").priority == 4  # the lowest tier's terms
+    assert custom.access is not None
+    assert custom.access.tier("gold").priority == 1
+    assert custom.access.tier("mystery").priority == 4  # the lowest tier's terms
     path.write_text('[tiers.free]\nrequests = "lots"\n')
     with pytest.raises(ValidationError, match="rate limit"):
         Settings()

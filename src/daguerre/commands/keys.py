@@ -99,27 +99,17 @@ def create(
     scope: Scopes = None,
 ) -> None:
     """Create an API key and print it (only this once) on standard output."""
-    from daguerre.store.apikeys import ADMIN_TIER
-
     scopes = _scopes(scope, admin)
     lifetime = _duration(expires, "--expires") if expires is not None else None
     with _store() as (settings, store):
-        if admin and account is None:
-            tier = ADMIN_TIER
-        elif account is None and tier not in settings.tiers:
-            known = ", ".join(settings.tiers)
-            raise typer.BadParameter(f"unknown tier {tier!r}; known: {known}", param_hint="--tier")
-        if product not in settings.product_pools:
-            known = ", ".join(settings.product_pools)
-            raise typer.BadParameter(
-                f"unknown product {product!r}; known: {known}", param_hint="--product"
-            )
         if account is not None:
+            _check_product(settings, product)
             found = store.accounts.get_account(account)
             if found is None:
                 raise typer.BadParameter(f"no account {account!r}", param_hint="--account")
             account_id, tier, product = found.id, found.tier, found.product
         else:
+            tier = _new_account_tier(settings, tier, product, admin)
             account_name = name or f"account-{secrets.token_hex(4)}"
             account_id = store.accounts.create_account(account_name, tier, product).id
         expires_at = _utc() + lifetime if lifetime is not None else None
@@ -132,6 +122,27 @@ def create(
         err=True,
     )
     typer.echo(key)
+
+
+def _new_account_tier(settings: Settings, tier: str, product: str, admin: bool) -> str:
+    """The tier of a new account (admin for an operator's key), its product checked."""
+    from daguerre.store.apikeys import ADMIN_TIER
+
+    if admin:
+        tier = ADMIN_TIER
+    elif tier not in settings.tiers:
+        known = ", ".join(settings.tiers)
+        raise typer.BadParameter(f"unknown tier {tier!r}; known: {known}", param_hint="--tier")
+    _check_product(settings, product)
+    return tier
+
+
+def _check_product(settings: Settings, product: str) -> None:
+    if product not in settings.product_pools:
+        known = ", ".join(settings.product_pools)
+        raise typer.BadParameter(
+            f"unknown product {product!r}; known: {known}", param_hint="--product"
+        )
 
 
 def _when(moment: datetime | None) -> str:

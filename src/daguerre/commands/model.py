@@ -70,7 +70,7 @@ def train_builtin(
     log_file: Annotated[Path | None, typer.Option(help="Also write the log here.")] = None,
 ) -> None:
     """Train the built-in model from a fixed seed (the shipped weights came from the defaults)."""
-    from daguerre.models.builtin.train import train, train_recipe
+    from daguerre.models.builtin.training.train import train, train_recipe
 
     log_handle = log_file.open("w", buffering=1) if log_file else None
 
@@ -103,7 +103,7 @@ def eval_builtin(
 ) -> None:
     """Score the built-in model on fresh captions, held-out combinations and edits."""
     from daguerre.models.builtin.backend import BuiltinModel
-    from daguerre.models.builtin.evaluate import EVAL_SEED, evaluate, sample_grid
+    from daguerre.models.builtin.training.evaluate import EVAL_SEED, evaluate, sample_grid
 
     model = BuiltinModel(weights_path=weights)
     model.setup("cpu")

@@ -14,7 +14,7 @@ from daguerre.redact import install_log_redaction
 
 def _logging() -> None:
     logging.basicConfig(
-        level=os.environ.get("DAGUERRE_LOG_LEVEL", "INFO").upper(),
+        level=Settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Schema checks at every start-up are routine, not news.
@@ -39,20 +39,22 @@ def serve_gateway(host: str | None, port: int | None) -> None:
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        log_level=os.environ.get("DAGUERRE_LOG_LEVEL", "info").lower(),
+        log_level=settings.log_level.lower(),
         # Open SSE streams would otherwise hold a shutdown forever.
         timeout_graceful_shutdown=5,
     )
 
 
 def serve_worker(pool: str) -> None:
-    from daguerre.workers.worker import run_worker
+    from daguerre.workers.worker import configured_pool, run_worker
 
     die_with_parent()
     _logging()
     settings = Settings()
-    if pool not in settings.pools:
-        sys.exit(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
+    try:
+        configured_pool(settings, pool)
+    except ValueError as err:
+        sys.exit(str(err))
     asyncio.run(run_worker(settings, pool))
     # Temporal's core threads can trip over interpreter teardown ("PyGILState_Release");
     # everything is closed by now, so leave without it.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -25,7 +25,7 @@ class EngineUnavailable(RuntimeError):
     """Temporal could not be reached (after a few quick retries)."""
 
 
-class Engine(Protocol):
+class WorkflowClient(Protocol):
     async def submit(
         self,
         job_id: str,
@@ -67,7 +67,7 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
     return await Client.connect(target, namespace=settings.temporal_namespace)
 
 
-class TemporalEngine:
+class TemporalWorkflowClient:
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self._settings = settings
         self._client = client
@@ -94,44 +94,20 @@ class TemporalEngine:
         fairness_weight: float = 1.0,
         webhook: bool = False,
     ) -> None:
-        settings = self._settings
-        timeout = settings.workflow_execution_timeout_s
+        workflow_input = GenerateImageInput(
+            job_id=job_id,
+            spec=spec,
+            policy=render_policy(self._settings),
+            webhook=webhook,
+            control_queue=control_queue(self._settings.pools[pool].task_queue),
+            account_id=fairness_key,
+        )
+        options = self._start_options(pool, priority, fairness_key, fairness_weight)
         delays = [0.2, 0.5, 1.0]
         for attempt in range(len(delays) + 1):
             try:
                 client = await self._get()
-                await client.start_workflow(
-                    WORKFLOW,
-                    GenerateImageInput(
-                        job_id=job_id,
-                        spec=spec,
-                        policy=render_policy(settings),
-                        webhook=webhook,
-                        control_queue=control_queue(settings.pools[pool].task_queue),
-                        account_id=fairness_key,
-                    ),
-                    id=job_id,
-                    task_queue=job_queue(
-                        settings.pools[pool].task_queue,
-                        priority,
-                        settings.pools[pool].express_priority,
-                    ),
-                    # A second submit of a running job attaches to it; of a finished one,
-                    # is refused (and ignored below): never two workflows for one job.
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    execution_timeout=timedelta(seconds=timeout) if timeout else None,
-                    # The render is a local activity in the workflow task: this is how
-                    # soon a task whose worker died goes to another worker.
-                    task_timeout=timedelta(seconds=settings.heartbeat_timeout_s),
-                    # Fairness keys are at most 64 bytes; account ids are far shorter.
-                    priority=Priority(
-                        priority_key=priority,
-                        fairness_key=fairness_key[:64],
-                        fairness_weight=fairness_weight,
-                    ),
-                    rpc_timeout=timedelta(seconds=10),
-                )
+                await client.start_workflow(WORKFLOW, workflow_input, id=job_id, **options)
                 return
             except WorkflowAlreadyStartedError:
                 return
@@ -141,6 +117,32 @@ class TemporalEngine:
                 if attempt == len(delays):
                     raise EngineUnavailable(str(err)) from err
                 await asyncio.sleep(delays[attempt])
+
+    def _start_options(
+        self, pool: str, priority: int, fairness_key: str, fairness_weight: float
+    ) -> dict[str, Any]:
+        """How a job's workflow starts: its queue, id policies, timeouts and priority."""
+        settings = self._settings
+        timeout = settings.workflow_execution_timeout_s
+        queue = settings.pools[pool].task_queue
+        return {
+            "task_queue": job_queue(queue, priority, settings.pools[pool].express_priority),
+            # A second submit of a running job attaches to it; of a finished one, is
+            # refused (and ignored by submit): never two workflows for one job.
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            "execution_timeout": timedelta(seconds=timeout) if timeout else None,
+            # The render is a local activity in the workflow task: this is how soon a
+            # task whose worker died goes to another worker.
+            "task_timeout": timedelta(seconds=settings.heartbeat_timeout_s),
+            # Fairness keys are at most 64 bytes; account ids are far shorter.
+            "priority": Priority(
+                priority_key=priority,
+                fairness_key=fairness_key[:64],
+                fairness_weight=fairness_weight,
+            ),
+            "rpc_timeout": timedelta(seconds=10),
+        }
 
     async def cancel(self, job_id: str) -> None:
         client = await self._get()

@@ -9,29 +9,32 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from daguerre.config import Settings
-from daguerre.engine.client import Engine
-from daguerre.gateway import docs
-from daguerre.gateway.errors import BodyLimitMiddleware, install_error_handlers
-from daguerre.gateway.openapi import install_openapi
-from daguerre.gateway.ratelimit import RateLimitHeadersMiddleware
-from daguerre.gateway.routes import admin, conversations, health, images, jobs, metrics, models
-from daguerre.gateway.routes import webhooks as webhook_routes
-from daguerre.gateway.security_headers import SecurityHeadersMiddleware
-from daguerre.gateway.services import Services
-from daguerre.gateway.text_guard import TextGuardMiddleware
+from daguerre.engine.client import WorkflowClient
+from daguerre.gateway.access.ratelimit import RateLimitHeadersMiddleware
+from daguerre.gateway.api import docs
+from daguerre.gateway.api.errors import BodyLimitMiddleware, install_error_handlers
+from daguerre.gateway.api.openapi import install_openapi
+from daguerre.gateway.api.routes import admin, conversations, health, images, jobs, metrics, models
+from daguerre.gateway.api.routes import webhooks as webhook_routes
+from daguerre.gateway.api.routes.web import router as web_router
+from daguerre.gateway.api.security_headers import SecurityHeadersMiddleware
+from daguerre.gateway.api.text_guard import TextGuardMiddleware
+from daguerre.gateway.context import Services
 from daguerre.store import Store
-from daguerre.web import router as web_router
 
 
 def create_app(
-    settings: Settings | None = None, *, engine: Engine | None = None, store: Store | None = None
+    settings: Settings | None = None,
+    *,
+    workflows: WorkflowClient | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
-    """The gateway. ``engine`` and ``store`` replace the real ones in tests."""
+    """The gateway. ``workflows`` and ``store`` replace the real ones in tests."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings, engine=engine, store=store)
+        services = await Services.start(settings, workflows=workflows, store=store)
         app.state.services = services
         try:
             yield

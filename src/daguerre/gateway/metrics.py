@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from daguerre.store import JobStore
+from daguerre.store import QueueStats
 
 # Seconds: from a fast fake render to a long queue.
 _BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
@@ -76,10 +76,10 @@ class Metrics:
         )
         self._watermark = datetime.now(UTC)
 
-    def observe_finished(self, jobs: JobStore) -> None:
+    def observe_finished(self, stats: QueueStats) -> None:
         """Feed the histograms with the jobs finished since the last call (blocking)."""
         now = datetime.now(UTC)
-        finished_jobs = jobs.finished_between(self._watermark, now)
+        finished_jobs = stats.finished_between(self._watermark, now)
         for tier, _pool, created, started, finished, preemptions in finished_jobs:
             label = tier or "unknown"
             if preemptions:

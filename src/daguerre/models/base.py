@@ -15,8 +15,8 @@ workers/engine.py). A backend must give each request the same result batched as 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -42,7 +42,6 @@ class RenderRequest:
     source: Image.Image | None = None
     mask: Image.Image | None = None
     source_encoding: bytes | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_edit(self) -> bool:

@@ -18,7 +18,7 @@ def _builtin(**options: Any) -> ImageModel:
 
 
 def _diffusers(**options: Any) -> ImageModel:
-    from daguerre.models.diffusers_backend import DiffusersModel
+    from daguerre.models.diffusers import DiffusersModel
 
     return DiffusersModel(**options)
 

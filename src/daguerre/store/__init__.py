@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine, text
 
@@ -12,37 +14,56 @@ from daguerre.store.blobs import BlobStore, LocalBlobStore
 from daguerre.store.controls import ControlStore
 from daguerre.store.conversations import ConversationStore
 from daguerre.store.db import make_engine, make_sessions
+from daguerre.store.images import ImageStore
 from daguerre.store.jobs import JobStore
 from daguerre.store.migrate import upgrade_head
 from daguerre.store.private import private_dir
+from daguerre.store.queue_stats import QueueStats
+from daguerre.store.threads import run_blocking
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 __all__ = [
     "AccountStore",
     "BlobStore",
     "ControlStore",
     "ConversationStore",
+    "ImageStore",
     "JobStore",
     "LocalBlobStore",
+    "QueueStats",
     "Store",
     "open_store",
+    "run_blocking",
 ]
 
 
 @dataclass
 class Store:
-    engine: Engine
+    """The store's synchronous parts, and ``run``: the one way async code calls them."""
+
+    db: Engine  # SQLAlchemy's
     accounts: AccountStore
     jobs: JobStore
+    queue_stats: QueueStats
     blobs: BlobStore
     conversations: ConversationStore
+    images: ImageStore
     controls: ControlStore
 
+    async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(*args, **kwargs)`` (a method of this store, usually) from async code,
+        on the store's threads (see threads.py): the event loop never waits on SQL or a
+        blob."""
+        return await run_blocking(call, *args, **kwargs)
+
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db.dispose()
 
 
 def open_store(settings: Settings, migrate: bool = True) -> Store:
@@ -53,10 +74,12 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         upgrade_head(engine)
     sessions = make_sessions(engine)
     return Store(
-        engine=engine,
+        db=engine,
         accounts=AccountStore(sessions),
         jobs=JobStore(engine, sessions),
+        queue_stats=QueueStats(sessions),
         blobs=LocalBlobStore(settings.blobs_path),
         conversations=ConversationStore(sessions),
+        images=ImageStore(sessions),
         controls=ControlStore(sessions),
     )

@@ -112,7 +112,7 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     # The id the client chose (POST /v1/jobs {"id": ...}); ``id`` is derived from it and
-    # the account, so two accounts may use the same one (see gateway/jobs.py).
+    # the account, so two accounts may use the same one (see gateway/services/jobs.py).
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pool: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(64))

@@ -24,7 +24,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -40,8 +39,9 @@ from daguerre.engine.contracts import (
     RenderOutput,
 )
 from daguerre.models.base import ModelInputError, RenderResult
+from daguerre.progress import announcer
 from daguerre.store import Store
-from daguerre.store.progress import announcer
+from daguerre.store.threads import run_blocking
 from daguerre.workers.checkpoints import Checkpoints
 from daguerre.workers.edits import EditInputs, load_edit_inputs
 from daguerre.workers.engine import RenderJob, Update
@@ -99,7 +99,7 @@ class RenderActivities:
         self._engine = engine
         self._rows = rows
         self._checkpoints = checkpoints
-        self._progress = Progress(rows, store.blobs)
+        self._progress = Progress(rows, store)
         assert engine.info is not None, "start the engine first"
         self.batch_images = engine.info.batch_images
         # A third of the timeout: two beats may be late before Temporal gives up on it.
@@ -129,7 +129,7 @@ class RenderActivities:
             raise ApplicationError(str(err), type="ModelInputError") from err
 
     async def _render(self, job: JobRef, inp: RenderInput, fairness_key: str) -> RenderOutput:
-        edit, resume = await anyio.to_thread.run_sync(self._inputs, job)
+        edit, resume = await run_blocking(self._inputs, job)
         request = self._request(job, edit, resume, fairness_key)
         heartbeat = Heartbeat(self._heartbeat_s, activity.info().is_local)
         results: list[RenderResult] = []
@@ -194,7 +194,7 @@ class RenderActivities:
     ) -> RenderOutput:
         job_id = job.job_id
         account_id = inp.account_id or await self._account_of(job_id)
-        images = await anyio.to_thread.run_sync(
+        images = await run_blocking(
             store_images, self._store.blobs, job_id, account_id, job.spec, results, edit
         )
         if not await self._rows.change(job_id, lambda c: c.complete(job_id, images)):
@@ -213,13 +213,13 @@ class RenderActivities:
         return FinalizeOutput(changed=changed)
 
     async def _account_of(self, job_id: str) -> str:
-        job = await anyio.to_thread.run_sync(self._store.jobs.get, job_id)
+        job = await run_blocking(self._store.jobs.get, job_id)
         if job is None:
             raise ApplicationError(f"job {job_id} does not exist", type="JobNotFound")
         return job.account_id
 
     async def _current(self, job_id: str) -> RenderOutput:
-        job = await anyio.to_thread.run_sync(self._store.jobs.get, job_id)
+        job = await run_blocking(self._store.jobs.get, job_id)
         status = job.status.value if job is not None else JobStatus.FAILED.value
         images = [i.id for i in job.images] if job is not None else []
         return RenderOutput(job_id, status, images)

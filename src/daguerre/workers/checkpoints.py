@@ -10,13 +10,9 @@ deleted; the rest go when the job ends.
 
 from __future__ import annotations
 
-import anyio
-
+from daguerre.blob_layout import checkpoint_key, checkpoint_prefix
 from daguerre.store.blobs import BlobStore
-
-
-def checkpoint_key(job_id: str, step: int) -> str:
-    return f"checkpoints/{job_id}/{step:06d}.state"
+from daguerre.store.threads import run_blocking
 
 
 def _step(key: str) -> int:
@@ -41,12 +37,12 @@ class Checkpoints:
         return self._blobs.get(checkpoint_key(job_id, step))
 
     async def save(self, job_id: str, step: int, data: bytes) -> None:
-        await anyio.to_thread.run_sync(self.put, job_id, step, data)
+        await run_blocking(self.put, job_id, step, data)
 
     def latest(self, job_id: str) -> tuple[int, bytes] | None:
         """The newest saved state of a job and its step, or None if it has none.
         Blocking: call it from a thread."""
-        keys = self._blobs.keys(f"checkpoints/{job_id}")
+        keys = self._blobs.keys(checkpoint_prefix(job_id))
         for key in sorted(keys, key=_step, reverse=True):
             try:
                 return _step(key), self._blobs.get(key)
@@ -60,4 +56,4 @@ class Checkpoints:
         a render that saved none costs nothing."""
         if self._last.pop(job_id, None) is None and not written_elsewhere:
             return
-        await anyio.to_thread.run_sync(self._blobs.delete_prefix, f"checkpoints/{job_id}")
+        await run_blocking(self._blobs.delete_prefix, checkpoint_prefix(job_id))

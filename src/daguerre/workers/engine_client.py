@@ -126,7 +126,7 @@ def engine_process(fd: int) -> None:
     exit_with_parent(parent)
     if settings.engine_niceness:
         os.nice(settings.engine_niceness)
-    logging.basicConfig(level=os.environ.get("DAGUERRE_LOG_LEVEL", "INFO").upper())
+    logging.basicConfig(level=settings.log_level.upper())
     try:
         core, info = build_core(settings, pool)
     except BaseException as err:

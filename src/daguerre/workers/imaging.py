@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
 
-from daguerre.domain import OutputFormat
+# The one encoder, shared with the gateway: imaging.encode and imaging.png are its names here.
+from daguerre.image_bytes import encode, png
 
-_PIL_FORMAT = {OutputFormat.PNG: "PNG", OutputFormat.JPEG: "JPEG", OutputFormat.WEBP: "WEBP"}
+__all__ = ["encode", "fit", "keep_outside_mask", "palette", "png"]
 
 
 # Flat pictures at most this many pixels are turned into palette images before they are
@@ -44,26 +43,6 @@ def palette(image: Image.Image) -> Image.Image:
     out = Image.fromarray(indices, "P")
     out.putpalette(table.astype(np.uint8).ravel().tolist())
     return out
-
-
-def encode(image: Image.Image, fmt: str, compression: int | None = None) -> bytes:
-    """Encode as PNG, JPEG or WebP. ``compression`` (0-100) follows OpenAI's
-    ``output_compression``: it sets JPEG/WebP quality, and PNG ignores it."""
-    output = OutputFormat(fmt)
-    if output is not OutputFormat.PNG and image.mode == "P":
-        image = image.convert("RGB")
-    if output is OutputFormat.JPEG and image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    options: dict[str, int] = {}
-    if output is not OutputFormat.PNG:
-        options["quality"] = max(1, min(100, compression if compression is not None else 90))
-    buffer = io.BytesIO()
-    image.save(buffer, format=_PIL_FORMAT[output], **options)
-    return buffer.getvalue()
-
-
-def png(image: Image.Image) -> bytes:
-    return encode(image, OutputFormat.PNG)
 
 
 def keep_outside_mask(image: Image.Image, source: Image.Image, mask: Image.Image) -> Image.Image:

@@ -5,10 +5,11 @@ Written one by one, each change costs a thread hop and a transaction; here every
 asked for in one turn of the event loop goes to the database in one transaction, in one
 thread hop:
 
-- ``change`` (a render completed) is flushed at once and says whether it applied (a
-  terminal status is sticky: False means the job is over); ``note`` (a render started,
-  paused or resumed) is flushed the same way but not waited for: if it does not apply,
-  the job counts as stopped;
+- ``change`` (a render completed) is flushed at once and says whether it applied (each
+  is a move of the job's lifecycle, store/job_states.py, and a move its table refuses
+  is not written: False means the job is over); ``note`` (a render started, paused or
+  resumed) is flushed the same way but not waited for: if it does not apply, the job
+  counts as stopped;
 - ``progress`` (a step, and the preview it wrote) is coalesced per job, latest wins,
   and written at most every ``interval_s``: watchers poll rows every ~150 ms;
 - a flush also asks about the renders' jobs (new ones at once, all of them every
@@ -29,9 +30,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-import anyio
-
-from daguerre.store.jobs import JobChanges, JobStore
+from daguerre.store.job_states import JobChanges
+from daguerre.store.jobs import JobStore
+from daguerre.store.threads import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ class JobRows:
             check, self._last_liveness = set(self._tracked), now
         self._unchecked.clear()
         try:
-            applied, (stopped, watched) = await anyio.to_thread.run_sync(
-                self._write, batch, sorted(check)
-            )
+            applied, (stopped, watched) = await run_blocking(self._write, batch, sorted(check))
         except Exception as err:  # the database is down or busy: say so
             log.warning("could not write %d job changes: %s", len(batch.changes), err)
             for _, _, future in batch.changes:

@@ -2,22 +2,22 @@
 and the partial images a stream asked for.
 
 The render loop hands every engine update to ``Progress.publish``. Row changes go
-through the worker's batched ``JobRows``; images are written first (a watcher that
-sees a step finds its partial image already stored). ``publish`` says False once the
-job is over (its owner cancelled it): the render then stops.
+through the worker's batched ``JobRows``, whose commit announces them to the gateways
+(daguerre/progress); images are written first, so that a watcher that sees a step finds
+its partial image already stored. ``publish`` says False once the job is over (its
+owner cancelled it): the render then stops.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import anyio
 from PIL import Image
 
 from daguerre import priority as priorities
-from daguerre.domain import JobSpec, JobStatus, partial_key
-from daguerre.store.blobs import BlobStore
-from daguerre.store.progress import preview_key
+from daguerre.blob_layout import partial_key, preview_key
+from daguerre.domain import JobSpec, JobStatus
+from daguerre.store import Store
 from daguerre.workers import imaging
 from daguerre.workers.engine import Update
 from daguerre.workers.job_rows import JobRows
@@ -34,9 +34,9 @@ class JobRef:
 
 
 class Progress:
-    def __init__(self, rows: JobRows, blobs: BlobStore) -> None:
+    def __init__(self, rows: JobRows, store: Store) -> None:
         self._rows = rows
-        self._blobs = blobs
+        self._store = store
 
     async def publish(self, job: JobRef, update: Update) -> bool:
         job_id, step = job.job_id, update.step
@@ -57,11 +57,11 @@ class Progress:
         elif update.kind == "step":
             if update.partial is not None:
                 index, image = update.partial
-                await anyio.to_thread.run_sync(self._put_partial, job, index, image)
+                await self._store.run(self._put_partial, job, index, image)
             key = None
             if update.preview is not None:
                 key = preview_key(job_id)
-                await anyio.to_thread.run_sync(self._put_preview, key, update.preview)
+                await self._store.run(self._put_preview, key, update.preview)
             self._rows.progress(job_id, step, key)
         return not self._rows.stopped(job_id)
 
@@ -71,7 +71,7 @@ class Progress:
         spec = job.spec
         picture = imaging.fit(image, spec.width, spec.height)
         data = imaging.encode(picture, spec.output_format, spec.output_compression)
-        self._blobs.put(partial_key(job.job_id, index, spec.output_format), data)
+        self._store.blobs.put(partial_key(job.job_id, index, spec.output_format), data)
 
     def _put_preview(self, key: str, image: Image.Image) -> None:
-        self._blobs.put(key, imaging.png(image))
+        self._store.blobs.put(key, imaging.png(image))

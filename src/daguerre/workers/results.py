@@ -6,6 +6,7 @@ and written as an upsert: storing the same results twice gives the same rows.
 
 from __future__ import annotations
 
+from daguerre import blob_layout
 from daguerre.domain import ImageRecord, JobSpec, OutputFormat
 from daguerre.models.base import RenderResult
 from daguerre.store.blobs import BlobStore
@@ -33,11 +34,11 @@ def store_images(
         picture = imaging.fit(result.image, spec.width, spec.height)
         if edit.source is not None and edit.mask is not None:
             picture = imaging.keep_outside_mask(picture, edit.source, edit.mask)
-        blob_key = f"images/{job_id}/{index}.{fmt.value}"
+        blob_key = blob_layout.image_key(job_id, index, fmt.value)
         blobs.put(blob_key, imaging.encode(picture, fmt, spec.output_compression))
         encoding_key = None
         if result.encoding is not None:
-            encoding_key = f"images/{job_id}/{index}.encoding"
+            encoding_key = blob_layout.encoding_key(job_id, index)
             blobs.put(encoding_key, result.encoding)
         images.append(
             ImageRecord(

@@ -44,6 +44,7 @@ from daguerre.engine.contracts import NOTIFY_ACTIVITY, NotifyInput, NotifyOutput
 from daguerre.redact import redact, redact_url
 from daguerre.store import Store
 from daguerre.store.tables import utcnow
+from daguerre.store.threads import run_blocking
 from daguerre.store.webhook_secrets import WebhookSecrets
 from daguerre.webhook_guard import (
     AllowList,
@@ -146,7 +147,7 @@ class WebhookActivities:
 
     @activity.defn(name=NOTIFY_ACTIVITY)
     async def notify(self, inp: NotifyInput) -> NotifyOutput:
-        job = await anyio.to_thread.run_sync(self._store.jobs.get, inp.job_id)
+        job = await run_blocking(self._store.jobs.get, inp.job_id)
         if job is None or not job.webhook_url:
             return NotifyOutput(delivered=False)
         url = job.webhook_url
@@ -159,7 +160,7 @@ class WebhookActivities:
             raise ApplicationError(
                 f"webhook {shown} refused: {err}", type=REFUSED, non_retryable=True
             ) from None
-        secrets = await anyio.to_thread.run_sync(self._secrets_for, job.account_id)
+        secrets = await run_blocking(self._secrets_for, job.account_id)
         payload = {
             "type": f"job.{job.status.value}",
             "job": {
@@ -206,6 +207,25 @@ class WebhookActivities:
     ) -> None:
         shown = redact_url(url, path=False)
         key = target.key
+        self._admit(key, shown)
+        try:
+            status = await self._post(request, body, headers)
+        except (httpx.HTTPError, TimeoutError, OSError) as err:
+            delay = self.breaker.failed(key)
+            reason = redact(f"{type(err).__name__}: {err}".rstrip(": "))
+            log.warning("the webhook of job %s (%s) failed: %s", job_id, shown, reason)
+            raise ApplicationError(
+                f"webhook {shown} failed: {reason}",
+                type=FAILED,
+                next_retry_delay=timedelta(seconds=delay),
+            ) from None
+        finally:
+            self.breaker.release(key)
+        self._judge(job_id, shown, key, status)
+
+    def _admit(self, key: str, shown: str) -> None:
+        """Take an in-flight slot of the destination, or say (as a retryable error) when to
+        try again: after its circuit's cool-down, or after a backoff while it is busy."""
         wait = self.breaker.open_for(key)
         if wait > 0:
             raise ApplicationError(
@@ -221,19 +241,10 @@ class WebhookActivities:
                 type=BUSY,
                 next_retry_delay=timedelta(seconds=min(5 * 2 ** min(attempt - 1, 6), 60)),
             )
-        try:
-            status = await self._post(request, body, headers)
-        except (httpx.HTTPError, TimeoutError, OSError) as err:
-            delay = self.breaker.failed(key)
-            reason = redact(f"{type(err).__name__}: {err}".rstrip(": "))
-            log.warning("the webhook of job %s (%s) failed: %s", job_id, shown, reason)
-            raise ApplicationError(
-                f"webhook {shown} failed: {reason}",
-                type=FAILED,
-                next_retry_delay=timedelta(seconds=delay),
-            ) from None
-        finally:
-            self.breaker.release(key)
+
+    def _judge(self, job_id: str, shown: str, key: str, status: int) -> None:
+        """Return on a 2xx; otherwise raise, retryable unless a redirect, and count the
+        answer for the destination's circuit (only an overloaded one counts as failing)."""
         if 200 <= status < 300:
             self.breaker.succeeded(key)
             return

@@ -13,12 +13,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from daguerre.config import Settings
+from daguerre.config import PoolSettings, Settings
 from daguerre.engine.client import connect
 from daguerre.engine.workflows import GenerateImage, GenerateImageWithActivity
 from daguerre.priority import control_queue, express_queue, webhook_queue
 from daguerre.store import open_store
-from daguerre.workers.activities import render_activities
+from daguerre.workers.activities import RenderActivities, render_activities
 from daguerre.workers.engine_client import Driver
 from daguerre.workers.webhooks import WebhookActivities
 
@@ -53,71 +53,26 @@ async def connect_with_retry(settings: Settings, timeout_s: float = 60.0) -> Cli
             delay = min(delay * 2, 2.0)
 
 
+def configured_pool(settings: Settings, pool: str) -> PoolSettings:
+    """The settings of ``pool``; for a pool that is not configured, a ValueError that names
+    the configured ones (the one check behind `daguerre worker` and the worker itself)."""
+    if pool not in settings.pools:
+        raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
+    return settings.pools[pool]
+
+
 @asynccontextmanager
 async def pool_workers(
     settings: Settings, pool: str, client: Client, driver: Driver | None = None
 ) -> AsyncIterator[list[Worker]]:
     """The Temporal workers of one pool, running until the block ends. The engine's core
     (and the model) runs in a process of its own unless ``driver`` says otherwise."""
-    if pool not in settings.pools:
-        raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
-    pool_settings = settings.pools[pool]
+    pool_settings = configured_pool(settings, pool)
     store = open_store(settings)
     webhooks = WebhookActivities(store, settings)
     try:
         async with render_activities(store, settings, pool_settings, driver) as activities:
-            # Renders one worker process holds, per job queue: its batch budget (at most
-            # one job per image of it runs) plus a waiting room, so that the next renders
-            # are already here, in priority order, when a step frees room in the batch.
-            # A render is a local activity inside its workflow task, so it holds a
-            # workflow task slot too (plus a few for tasks that start no render: a job's
-            # last task, cancels).
-            slots = activities.batch_images + pool_settings.waiting_room
-
-            def jobs_worker(task_queue: str) -> Worker:
-                """Workflows and renders of one of the pool's two job queues."""
-                return Worker(
-                    client,
-                    task_queue=task_queue,
-                    workflows=[GenerateImage, GenerateImageWithActivity],
-                    workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
-                    max_concurrent_workflow_tasks=slots + 4,
-                    activities=[activities.render],
-                    max_concurrent_local_activities=slots,
-                    # Renders of workflows started before renders were local.
-                    max_concurrent_activities=slots,
-                    # Eager dispatch would hand a job's render straight back to this
-                    # worker, skipping the queue's priority and fairness order.
-                    disable_eager_activity_execution=True,
-                    graceful_shutdown_timeout=timedelta(seconds=2),
-                )
-
-            control = control_queue(pool_settings.task_queue)
-            workers = [
-                jobs_worker(pool_settings.task_queue),
-                Worker(
-                    client,
-                    task_queue=control,
-                    # notify: only deliveries scheduled here before webhooks had their own
-                    # queue (workflows that replay without the patch in _notify).
-                    activities=[activities.finalize, webhooks.notify],
-                    max_concurrent_activities=4,
-                    graceful_shutdown_timeout=timedelta(seconds=2),
-                ),
-                # Webhook deliveries, on slots of their own: receivers that hang hold
-                # these, never the bookkeeping's above.
-                Worker(
-                    client,
-                    task_queue=webhook_queue(control),
-                    activities=[webhooks.notify],
-                    max_concurrent_activities=settings.webhook_concurrency,
-                    graceful_shutdown_timeout=timedelta(seconds=2),
-                ),
-            ]
-            if pool_settings.express_priority:
-                # High-priority jobs: their workflow tasks and renders never queue behind
-                # the main queue's (a surge's) on the server, nor for this process's slots.
-                workers.append(jobs_worker(express_queue(pool_settings.task_queue)))
+            workers = temporal_workers(settings, pool_settings, client, activities, webhooks)
             tasks = [asyncio.create_task(w.run()) for w in workers]
             try:
                 yield workers
@@ -128,10 +83,80 @@ async def pool_workers(
         store.close()
 
 
+def temporal_workers(
+    settings: Settings,
+    pool_settings: PoolSettings,
+    client: Client,
+    activities: RenderActivities,
+    webhooks: WebhookActivities,
+) -> list[Worker]:
+    """One Temporal worker per queue of the pool: its job queue (and express queue), its
+    control queue (bookkeeping) and its webhook queue."""
+    control = control_queue(pool_settings.task_queue)
+    workers = [
+        jobs_worker(settings, pool_settings, client, activities, pool_settings.task_queue),
+        Worker(
+            client,
+            task_queue=control,
+            # notify: only deliveries scheduled here before webhooks had their own
+            # queue (workflows that replay without the patch in _notify).
+            activities=[activities.finalize, webhooks.notify],
+            max_concurrent_activities=4,
+            graceful_shutdown_timeout=timedelta(seconds=2),
+        ),
+        # Webhook deliveries, on slots of their own: receivers that hang hold
+        # these, never the bookkeeping's above.
+        Worker(
+            client,
+            task_queue=webhook_queue(control),
+            activities=[webhooks.notify],
+            max_concurrent_activities=settings.webhook_concurrency,
+            graceful_shutdown_timeout=timedelta(seconds=2),
+        ),
+    ]
+    if pool_settings.express_priority:
+        # High-priority jobs: their workflow tasks and renders never queue behind
+        # the main queue's (a surge's) on the server, nor for this process's slots.
+        express = express_queue(pool_settings.task_queue)
+        workers.append(jobs_worker(settings, pool_settings, client, activities, express))
+    return workers
+
+
+def jobs_worker(
+    settings: Settings,
+    pool_settings: PoolSettings,
+    client: Client,
+    activities: RenderActivities,
+    task_queue: str,
+) -> Worker:
+    """Workflows and renders of one of the pool's two job queues."""
+    # Renders one worker process holds, per job queue: its batch budget (at most
+    # one job per image of it runs) plus a waiting room, so that the next renders
+    # are already here, in priority order, when a step frees room in the batch.
+    # A render is a local activity inside its workflow task, so it holds a
+    # workflow task slot too (plus a few for tasks that start no render: a job's
+    # last task, cancels).
+    slots = activities.batch_images + pool_settings.waiting_room
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[GenerateImage, GenerateImageWithActivity],
+        workflow_runner=WORKFLOW_RUNNERS[settings.workflow_sandbox],
+        max_concurrent_workflow_tasks=slots + 4,
+        activities=[activities.render],
+        max_concurrent_local_activities=slots,
+        # Renders of workflows started before renders were local.
+        max_concurrent_activities=slots,
+        # Eager dispatch would hand a job's render straight back to this
+        # worker, skipping the queue's priority and fairness order.
+        disable_eager_activity_execution=True,
+        graceful_shutdown_timeout=timedelta(seconds=2),
+    )
+
+
 async def run_worker(settings: Settings, pool: str) -> None:
     """Start the engine (which loads the model), connect, and serve until SIGINT/SIGTERM."""
-    if pool not in settings.pools:
-        raise ValueError(f"unknown pool {pool!r}; configured pools: {', '.join(settings.pools)}")
+    configured_pool(settings, pool)  # before connecting, which may take a while
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

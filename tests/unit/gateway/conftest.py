@@ -37,7 +37,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     key = accounts.create_api_key(accounts.create_account("alice", "pro", "api").id)
     other = accounts.create_api_key(accounts.create_account("bob", "free", "chat").id)
     engine = FakeEngine(store)
-    app = create_app(settings, engine=engine, store=store)
+    app = create_app(settings, workflows=engine, store=store)
     transport = httpx.ASGITransport(app=app)
     try:
         async with (

@@ -15,9 +15,9 @@ import pytest
 
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
-from daguerre.gateway.admission import Pace
+from daguerre.gateway.access.admission import Pace
+from daguerre.gateway.access.ratelimit import openai_duration
 from daguerre.gateway.app import create_app
-from daguerre.gateway.ratelimit import openai_duration
 from daguerre.store import Store, open_store
 from tests.support.engine import FakeEngine
 
@@ -103,7 +103,7 @@ def make(tmp_path: Path) -> Make:
         )
         store = open_store(settings)
         engine = FakeEngine(store, render=False)
-        app = create_app(settings, engine=engine, store=store)
+        app = create_app(settings, workflows=engine, store=store)
         transport = httpx.ASGITransport(app=app)
         async with (
             app.router.lifespan_context(app),

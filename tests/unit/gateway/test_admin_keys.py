@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from daguerre.config import Settings
+from daguerre.gateway.api.deps import is_loopback, metrics_key_required
 from daguerre.gateway.app import create_app
-from daguerre.gateway.deps import is_loopback, metrics_key_required
 from daguerre.store import Store, open_store
 from daguerre.store.tables import utcnow
 from tests.support.engine import FakeEngine
@@ -47,7 +47,7 @@ def make(tmp_path: Path) -> Make:
     async def factory(**values: Any) -> AsyncIterator[Client]:
         settings = Settings(data_dir=tmp_path, admin_key=ADMIN, **values)
         store = open_store(settings)
-        app = create_app(settings, engine=FakeEngine(store, render=False), store=store)
+        app = create_app(settings, workflows=FakeEngine(store, render=False), store=store)
         transport = httpx.ASGITransport(app=app)
         async with (
             app.router.lifespan_context(app),

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from daguerre.config import Settings
+from daguerre.gateway.access.streams import SlotStreamingResponse, StreamSlots
 from daguerre.gateway.app import create_app
-from daguerre.gateway.services import Services
-from daguerre.gateway.streams import SlotStreamingResponse, StreamSlots
+from daguerre.gateway.context import Services
 from daguerre.store import Store, open_store
 from tests.support.engine import FakeEngine
 
@@ -47,7 +47,7 @@ def make(tmp_path: Path) -> Make:
         bob = store.accounts.create_account("bob", "pro", "api")
         keys = [store.accounts.create_api_key(a.id) for a in (alice, bob)]
         engine = FakeEngine(store)
-        app = create_app(settings, engine=engine, store=store)
+        app = create_app(settings, workflows=engine, store=store)
         transport = httpx.ASGITransport(app=app)
         async with (
             app.router.lifespan_context(app),

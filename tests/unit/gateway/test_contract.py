@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from daguerre.gateway.errors import APIError
-from daguerre.gateway.schemas import MAX_PROMPT_CHARS, SIZE_PATTERN
+from daguerre.gateway.api.errors import APIError
+from daguerre.gateway.api.schemas import MAX_PROMPT_CHARS, SIZE_PATTERN
 from tests.support.routes import http_routes
 from tests.unit.gateway.conftest import Gateway
 from tests.unit.gateway.test_errors import error_of

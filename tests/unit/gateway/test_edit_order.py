@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from daguerre.config import Settings
-from daguerre.gateway import uploads
 from daguerre.gateway.app import create_app
+from daguerre.gateway.services import uploads
 from daguerre.store import Store, open_store
 from tests.support.engine import FakeEngine
 from tests.unit.gateway.test_edits import image_bytes
@@ -73,7 +73,7 @@ def make(tmp_path: Path) -> Make:
         store = open_store(settings)
         key = store.accounts.create_api_key(store.accounts.create_account("a", "pro", "api").id)
         engine = FakeEngine(store)
-        app = create_app(settings, engine=engine, store=store)
+        app = create_app(settings, workflows=engine, store=store)
         transport = httpx.ASGITransport(app=app)
         async with (
             app.router.lifespan_context(app),

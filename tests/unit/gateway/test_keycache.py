@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from daguerre.domain import Account
-from daguerre.gateway import keycache
-from daguerre.gateway.keycache import KeyCache
+from daguerre.gateway.access import keycache
+from daguerre.gateway.access.keycache import KeyCache
 from daguerre.store.apikeys import KeyGrant
 
 

@@ -15,10 +15,10 @@ from sqlalchemy import update
 from daguerre.config import Settings
 from daguerre.domain import Account, JobSpec, JobStatus
 from daguerre.engine.client import EngineUnavailable
-from daguerre.gateway import reconciler as reconciler_module
+from daguerre.gateway.access.controls import LiveControls
 from daguerre.gateway.app import create_app
-from daguerre.gateway.controls import LiveControls
-from daguerre.gateway.reconciler import Reconciler
+from daguerre.gateway.services import reconciler as reconciler_module
+from daguerre.gateway.services.reconciler import Reconciler
 from daguerre.priority import DEFERRED
 from daguerre.store import Store, open_store
 from daguerre.store.tables import JobRow, utcnow
@@ -83,7 +83,7 @@ def orphan(
 ) -> None:
     """A row recorded ``age_s`` ago whose workflow nobody started."""
     store.jobs.create(job_id, account.id, "api", spec, tier="pro", **values)  # type: ignore[arg-type]
-    with store.engine.begin() as conn:
+    with store.db.begin() as conn:
         conn.execute(
             update(JobRow)
             .where(JobRow.id == job_id)
@@ -190,7 +190,7 @@ async def test_a_gateway_reconciles_at_start_up(
     settings: Settings, store: Store, account: Account, engine: Engine
 ) -> None:
     orphan(store, account, "left-by-a-dead-gateway", priority=1)
-    app = create_app(settings, engine=engine, store=store)
+    app = create_app(settings, workflows=engine, store=store)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

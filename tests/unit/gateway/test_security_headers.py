@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 
 from daguerre.config import Settings
-from daguerre.gateway import docs
+from daguerre.gateway.api import docs
+from daguerre.gateway.api.routes.web import CSP as CHAT_CSP
+from daguerre.gateway.api.security_headers import API_CSP
 from daguerre.gateway.app import create_app
-from daguerre.gateway.security_headers import API_CSP
 from daguerre.store import open_store
-from daguerre.web import CSP as CHAT_CSP
 from tests.support.engine import FakeEngine
 from tests.unit.gateway.conftest import Gateway
 
@@ -42,7 +42,7 @@ def assert_same_origin(text: str) -> None:
 async def with_docs(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     settings = Settings(data_dir=tmp_path, api_docs=True)
     store = open_store(settings)
-    app = create_app(settings, engine=FakeEngine(store), store=store)
+    app = create_app(settings, workflows=FakeEngine(store), store=store)
     # raise_app_exceptions=False: see the 500 that a client would see.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (

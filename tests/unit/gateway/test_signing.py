@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daguerre.gateway.signing import UrlSigner, load_or_create_secret
+from daguerre.gateway.services.signing import UrlSigner, load_or_create_secret
 
 
 def test_sign_and_verify() -> None:

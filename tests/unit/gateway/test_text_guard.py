@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from daguerre.config import Settings
-from daguerre.gateway import text_guard
+from daguerre.gateway.api import text_guard
 from tests.support.engine import png_bytes
 from tests.unit.gateway.conftest import Gateway, running_gateway
 from tests.unit.gateway.test_errors import error_of
@@ -45,7 +45,7 @@ async def any_db(tmp_path: Path, database_url: str | None) -> AsyncIterator[Gate
 
 
 def no_jobs(gateway: Gateway) -> bool:
-    return gateway.engine.submitted == [] and gateway.store.jobs.backlog("api") == 0
+    return gateway.engine.submitted == [] and gateway.store.queue_stats.backlog("api") == 0
 
 
 # --- the checks themselves ----------------------------------------------------------

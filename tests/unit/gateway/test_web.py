@@ -17,12 +17,27 @@ async def test_index_is_served_without_a_key(gateway: Gateway) -> None:
     assert '<script type="module" src="/web/app.js">' in page.text
 
 
+def imported(name: str) -> set[str]:
+    """The modules a script imports (``from "./x.js"``), and theirs, and so on."""
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        source = (STATIC / todo.pop()).read_text()
+        for module in re.findall(r'from "\./([\w.-]+)"', source):
+            if module not in found:
+                found.add(module)
+                todo.append(module)
+    return found
+
+
 async def test_every_referenced_asset_is_served(gateway: Gateway) -> None:
     html = (STATIC / "index.html").read_text()
-    app_js = (STATIC / "app.js").read_text()
     referenced = set(re.findall(r'"/web/([\w.-]+)"', html))
-    referenced |= set(re.findall(r'from "\./([\w.-]+)"', app_js))
-    assert referenced == {"app.js", "api.js", "style.css"}
+    referenced |= imported("app.js")
+    modules = {"app.js", "api.js", "session.js", "sidebar.js", "thread.js", "turn.js"}
+    modules |= {"follow.js", "gallery.js", "cooldown.js", "ui.js"}
+    assert referenced == modules | {"style.css"}
+    assert set(ASSETS) == referenced  # nothing shipped that the page does not load
     for name in referenced:
         answer = await gateway.client.get(f"/web/{name}")
         assert answer.status_code == 200, name
@@ -36,3 +51,15 @@ async def test_unknown_or_traversing_names_are_404(gateway: Gateway) -> None:
         answer = await gateway.client.get(path)
         assert answer.status_code == 404, path
     assert "__init__.py" not in ASSETS
+
+
+def test_every_script_is_a_small_module() -> None:
+    """Issue 15's size rule, for the page's scripts too: each one idea, <= 400 lines."""
+    for script in STATIC.glob("*.js"):
+        assert len(script.read_text().splitlines()) <= 400, script.name
+
+
+def test_the_scripts_import_one_another_without_cycles() -> None:
+    """Each module owns its state; a cycle would make two of them one (docs/web.md)."""
+    for script in STATIC.glob("*.js"):
+        assert script.name not in imported(script.name), script.name

@@ -59,7 +59,7 @@ async def allowing(tmp_path: Path) -> AsyncIterator[Gateway]:
     store = open_store(settings)
     accounts = store.accounts
     key = accounts.create_api_key(accounts.create_account("alice", "pro", "api").id)
-    app = create_app(settings, engine=FakeEngine(store), store=store)
+    app = create_app(settings, workflows=FakeEngine(store), store=store)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,

@@ -16,9 +16,10 @@ from sqlalchemy import event
 
 from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
+from daguerre.progress import announcer
+from daguerre.progress.polling import PollingProgressFeed, doorbell_folder
 from daguerre.store import Store, open_store
 from daguerre.store.doorbell import Doorbell, DoorbellListener, _host
-from daguerre.store.progress import PollingProgressFeed, announcer, doorbell_folder
 
 
 @pytest.fixture
@@ -92,13 +93,13 @@ async def test_a_ring_answers_a_waiter_without_waiting_for_the_timer(
     folder = doorbell_folder(Settings(data_dir=tmp_path))
     listener = DoorbellListener(folder)
     listener.last_ring = time.monotonic()  # as if workers here had rung before
-    feed = PollingProgressFeed(store.jobs, store.blobs, interval_s=60.0, doorbell=listener)
+    feed = PollingProgressFeed(store, interval_s=60.0, doorbell=listener)
     bell = Doorbell(folder)
     try:
         waiting = asyncio.create_task(feed.wait("j"))
         await asyncio.sleep(0.2)  # registered, first read done, now waiting for a ring
         statements: list[str] = []
-        event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        event.listen(store.db, "before_cursor_execute", lambda *a: statements.append(a[2]))
         await asyncio.sleep(0.3)
         assert statements == []  # no ring, no poll
         assert not waiting.done()

@@ -32,7 +32,7 @@ def test_api_keys_are_hashed_and_authenticate(store: Store, account: Account) ->
     assert key.startswith("dg-")
     assert store.accounts.authenticate(key) == account
     assert store.accounts.authenticate(key + "x") is None
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         stored = conn.exec_driver_sql("SELECT key_hash FROM api_keys").scalar()
     assert stored != key and len(stored) == 64
 
@@ -93,20 +93,21 @@ def test_queue_position_and_counts(store: Store, account: Account) -> None:
         store.jobs.create(name, account.id, "chat", SPEC)
     store.jobs.create("other-pool", account.id, "api", SPEC)
     jobs = {name: store.jobs.get(name) for name in ("a", "b", "c", "other-pool")}
-    assert [store.jobs.queue_position(jobs[n]) for n in "abc"] == [0, 1, 2]  # type: ignore[arg-type]
-    assert store.jobs.queue_position(jobs["other-pool"]) == 0  # type: ignore[arg-type]
+    stats = store.queue_stats
+    assert [stats.queue_position(jobs[n]) for n in "abc"] == [0, 1, 2]  # type: ignore[arg-type]
+    assert stats.queue_position(jobs["other-pool"]) == 0  # type: ignore[arg-type]
     store.jobs.mark_running("a", 8, None)
-    assert store.jobs.queue_position(jobs["c"]) == 1  # type: ignore[arg-type]
-    assert store.jobs.running_count("chat") == 1
+    assert stats.queue_position(jobs["c"]) == 1  # type: ignore[arg-type]
+    assert stats.running_count("chat") == 1
 
 
 def test_recent_render_seconds(store: Store, account: Account) -> None:
-    assert store.jobs.recent_render_seconds("chat") is None
+    assert store.queue_stats.recent_render_seconds("chat") is None
     store.jobs.create("a", account.id, "chat", SPEC)
     store.jobs.mark_running("a", 8, None)
     time.sleep(0.05)
     store.jobs.complete("a", [])
-    seconds = store.jobs.recent_render_seconds("chat")
+    seconds = store.queue_stats.recent_render_seconds("chat")
     assert seconds is not None and 0.04 < seconds < 5
 
 
@@ -147,8 +148,8 @@ def test_backlog_by_priority_counts_the_pools_waiting_jobs_per_key(
     store.jobs.create("other-pool", account.id, "chat", spec, priority=1)
     store.jobs.create("running", account.id, "api", spec, priority=1)
     store.jobs.mark_running("running", 8, None)
-    assert store.jobs.backlog_by_priority("api") == {1: 1, 3: 2, 5: 2}
-    assert store.jobs.backlog("api") == 5
+    assert store.queue_stats.backlog_by_priority("api") == {1: 1, 3: 2, 5: 2}
+    assert store.queue_stats.backlog("api") == 5
 
 
 def test_client_ids_are_unique_per_account_only(store: Store, account: Account) -> None:
@@ -175,7 +176,7 @@ def test_waiting_before_pages_through_old_waiting_jobs(store: Store, account: Ac
     for i in range(5):
         store.jobs.create(f"w{i}", account.id, "chat", SPEC)
     store.jobs.finish("w4", JobStatus.FAILED, "gone")
-    with store.engine.begin() as conn:
+    with store.db.begin() as conn:
         conn.execute(update(JobRow).values(created_at=utcnow() - timedelta(minutes=5)))
     store.jobs.create("young", account.id, "chat", SPEC)
     cutoff = utcnow() - timedelta(minutes=1)

@@ -10,27 +10,27 @@ from daguerre.store.migrate import current_revision, upgrade_head
 
 
 def test_upgrade_head_creates_the_tables(store: Store) -> None:
-    tables = set(inspect(store.engine).get_table_names())
+    tables = set(inspect(store.db).get_table_names())
     assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
     assert {"conversations", "turns", "controls"} <= tables
-    columns = {c["name"] for c in inspect(store.engine).get_columns("jobs")}
+    columns = {c["name"] for c in inspect(store.db).get_columns("jobs")}
     assert {"preemptions", "watched_until", "client_id"} <= columns
-    keys = {c["name"] for c in inspect(store.engine).get_columns("api_keys")}
+    keys = {c["name"] for c in inspect(store.db).get_columns("api_keys")}
     assert {"label", "expires_at", "scopes", "last_used_at"} <= keys
-    accounts = {c["name"] for c in inspect(store.engine).get_columns("accounts")}
+    accounts = {c["name"] for c in inspect(store.db).get_columns("accounts")}
     assert {"webhook_secret", "webhook_secret_previous"} <= accounts
-    assert current_revision(store.engine) == "0006"
+    assert current_revision(store.db) == "0006"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
-    upgrade_head(store.engine)
-    upgrade_head(store.engine)
-    assert current_revision(store.engine) == "0006"
+    upgrade_head(store.db)
+    upgrade_head(store.db)
+    assert current_revision(store.db) == "0006"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = open_store(Settings(data_dir=tmp_path))
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert (tmp_path / "daguerre.db").exists()
@@ -44,7 +44,7 @@ def test_migrations_match_the_tables(store: Store) -> None:
 
     from daguerre.store.tables import Base
 
-    with store.engine.connect() as conn:
+    with store.db.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []

@@ -18,12 +18,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
+from daguerre.blob_layout import checkpoint_key, partial_key
 from daguerre.config import PoolSettings, Settings
-from daguerre.domain import JobSpec, JobStatus, partial_key
+from daguerre.domain import JobSpec, JobStatus
 from daguerre.engine.contracts import FinalizeInput, RenderInput
 from daguerre.store import Store, open_store
 from daguerre.workers.activities import RenderActivities, render_activities
-from daguerre.workers.checkpoints import checkpoint_key
 from daguerre.workers.engine_client import ThreadDriver, build_core
 from daguerre.workers.runtime import requests_for
 

@@ -1,5 +1,5 @@
 """A webhook names the job by the id its owner knows: their own, when they chose one
-(the row's id is derived from it and the account, see gateway/jobs.py new_job_id)."""
+(the row's id is derived from it and the account, see gateway/services/jobs.py new_job_id)."""
 
 from __future__ import annotations
 

@@ -14,19 +14,30 @@ ignored), which is also how a pass is kept at ``MIN_ROWS`` rows or more.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 
-from daguerre.models.builtin.model import Block
-from daguerre.models.builtin.sampler import (
+from daguerre.models.builtin.generation import (
     MIN_ROWS,
     TARGETS_AT,
     Generation,
-    Sampler,
     cache_slots,
     prepare,
 )
+from daguerre.models.builtin.model import Block, PatchTokenNet
 from daguerre.models.builtin.tokens import N_TOKENS
+
+
+class Drawer(Protocol):
+    """What an arena needs of its sampler: the network, and how tokens are drawn."""
+
+    net: PatchTokenNet
+    valid_colours: torch.Tensor  # by slot count: the colour classes a pattern may take
+    n_slots: torch.Tensor  # colour slots of each pattern
+
+    def sample(self, logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor: ...
 
 
 class Arena:
@@ -42,7 +53,7 @@ class Arena:
     tokens: torch.Tensor
     pos: torch.Tensor
 
-    def __init__(self, sampler: Sampler, edit: bool, capacity: int = MIN_ROWS) -> None:
+    def __init__(self, sampler: Drawer, edit: bool, capacity: int = MIN_ROWS) -> None:
         self.sampler = sampler
         self.edit = edit
         self.slots = cache_slots(edit)
@@ -220,7 +231,7 @@ class Arena:
         previous = net.embed_tokens(self.tokens[rows, (pos - 1).clamp(min=0)][:, None])
         first = (pos == 0)[:, None, None]
         x = torch.where(first, net.bos.expand(width, 1, -1), previous)
-        x = x + net.pos[pos][:, None] + net.kind[2] + self.aligned[rows, pos][:, None]
+        x = net.decoder_inputs(x, pos[:, None], self.aligned[rows, pos][:, None])
         slot = TARGETS_AT + pos
         # Each row sees its valid slots and its own target slot (written just below).
         valid = self.valid[:width]

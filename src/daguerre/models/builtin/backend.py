@@ -20,7 +20,8 @@ from PIL import Image
 
 from daguerre.models.base import ModelInputError, RenderRequest, RenderResult, RenderState
 from daguerre.models.builtin import weights
-from daguerre.models.builtin.sampler import DEFAULT_TEMPERATURE, Conditioning, Generation, Sampler
+from daguerre.models.builtin.generation import Conditioning, Generation
+from daguerre.models.builtin.sampler import DEFAULT_TEMPERATURE, Sampler
 from daguerre.models.builtin.scene import PALETTE
 from daguerre.models.builtin.tokens import GRID, N_TOKENS, NATIVE, PATCH, Tokenizer, quantise
 
@@ -93,7 +94,7 @@ class BuiltinModel:
     # 100-118 images/s at 128 against 85-111 at 64; a step of 128 takes ~135 ms.
     batch_images = 128
     # On a CPU a step's time grows with its batch: 16 images step in about twice the time
-    # of one. A worker holds its batch to this while paid work runs (see config.py).
+    # of one. A worker holds its batch to this while paid work runs (see config/pools.py).
     express_batch_images = 16
 
     def __init__(

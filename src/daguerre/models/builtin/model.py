@@ -170,15 +170,29 @@ class PatchTokenNet(nn.Module):
         ones = torch.ones(source.shape[:2], dtype=torch.bool, device=source.device)
         return torch.cat([x, src], 1), torch.cat([valid, ones], 1)
 
-    def target_inputs(
-        self, previous: torch.Tensor, source: torch.Tensor | None, start: int
+    def aligned_source(
+        self, source: torch.Tensor | None, has_source: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Inputs at positions start.. given the embedded previous outputs (B, T, d)."""
-        t = previous.shape[1]
-        x = previous + self.pos[start : start + t] + self.kind[2]
+        """What each target position is given of the source image: the embedding of the
+        source token at the same place, or ``no_source`` (for a text-only batch, or for
+        the rows where ``has_source`` is False)."""
         if source is None:
-            return x + self.no_source
-        return x + self.embed_tokens(source[:, start : start + t], aligned=True)
+            return self.no_source
+        aligned = self.embed_tokens(source, aligned=True)
+        if has_source is None:
+            return aligned
+        return torch.where(has_source[:, None, None], aligned, self.no_source)
+
+    def decoder_inputs(
+        self, previous: torch.Tensor, positions: slice | torch.Tensor, aligned: torch.Tensor
+    ) -> torch.Tensor:
+        """The decoder's inputs at target ``positions``: the embedded previous output
+        (``bos`` at position 0), the position, the target kind and the aligned source.
+
+        Training (``forward``, every position at once) and sampling (the arena, one
+        position per row) both build their inputs here, in this order of additions, so
+        the two cannot drift apart (train/serve skew) and agree bit for bit."""
+        return previous + self.pos[positions] + self.kind[2] + aligned
 
     # -- heads ------------------------------------------------------------------
 
@@ -197,7 +211,8 @@ class PatchTokenNet(nn.Module):
         pre, valid = self.prefix(words, source)
         b, n_pre = valid.shape
         shifted = torch.cat([self.bos.expand(b, 1, -1), self.embed_tokens(target[:, :-1])], 1)
-        x = torch.cat([pre, self.target_inputs(shifted, source, 0)], 1)
+        targets = self.decoder_inputs(shifted, slice(0, N_TOKENS), self.aligned_source(source))
+        x = torch.cat([pre, targets], 1)
         mask = self.attention_mask(valid, N_TOKENS)
         for block in self.blocks:
             x, _, _ = block(x, mask)

@@ -67,6 +67,14 @@ export class Api {
     return this.request("POST", `/v1/conversations/${encodeURIComponent(id)}/turns`, turn);
   }
 
+  // A page of the account's images, newest first; ``after``: the last image id of the page
+  // before (null for the first page).
+  listImages(limit, after) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (after) query.set("after", after);
+    return this.request("GET", `/v1/images?${query}`);
+  }
+
   // Yields {event, data} for each event of a job's stream until it ends; the first is
   // always the job as it is now. Aborting `signal` ends it quietly.
   async *events(eventsUrl, signal) {

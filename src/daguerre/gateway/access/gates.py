@@ -1,0 +1,111 @@
+"""The per-account gates: before admission, rate limits and feature rollout; for the
+requests that start no job (reads, cancels, conversation writes), the read limit.
+Each refuses with a 4xx in OpenAI's error shape that says what to do next."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import Depends
+
+from daguerre.access import TierSettings, feature_allows
+from daguerre.domain import Account
+from daguerre.gateway.api.deps import OptionalAccountDep, ServicesDep
+from daguerre.gateway.api.errors import APIError
+from daguerre.gateway.context import Services
+from daguerre.store.threads import run_blocking
+
+FEATURE_NAMES = {"generate": "Image generation", "edit": "Image editing"}
+
+
+async def check_rate_limits(
+    services: Services, account: Account, tier: TierSettings, images: int
+) -> dict[str, str]:
+    """Count the request; its x-ratelimit-* headers, or a 429 carrying them."""
+    limiter = services.limiter
+    if limiter.in_memory:
+        check = limiter.check(account.id, tier, images)
+    else:
+        check = await run_blocking(limiter.check, account.id, tier, images)
+    headers = check.headers()
+    if check.allowed:
+        return headers
+    headers["Retry-After"] = str(check.retry_after_s)
+    if check.exceeded == "images":
+        window, what = check.images, f"images per window ({tier.images})"
+    else:
+        window, what = check.requests, f"requests per window ({tier.requests})"
+    raise APIError(
+        429,
+        f"Rate limit reached for {what} on plan {account.tier}: limit {window.limit}, "
+        f"remaining {window.remaining}, {images} asked. Please try again in "
+        f"{check.retry_after_s}s.",
+        code="rate_limit_exceeded",
+        type="requests",
+        headers=headers,
+    )
+
+
+def check_rollout(services: Services, account: Account, feature: str) -> None:
+    flag = services.controls.feature(feature)
+    if flag is None or feature_allows(feature, flag, account.tier, account.id):
+        return
+    label = FEATURE_NAMES.get(feature, feature)
+    if not flag.enabled:
+        raise APIError(
+            403,
+            f"{label} is switched off for the moment. Please try again later.",
+            code="feature_disabled",
+        )
+    raise APIError(
+        403,
+        f"{label} is not yet available on your plan ({account.tier}). It is being "
+        "rolled out gradually; it will reach your account without any change on your side.",
+        code="feature_not_available",
+    )
+
+
+# Its own bucket of an account's counts, apart from the tiers' "requests" and "images".
+READ_BUCKET = "reads"
+
+
+async def check_read_limit(services: Services, account: Account) -> None:
+    """Count a request that starts no job against ``read_rate_limit``; a 429 past it.
+    Reads are cheap one by one, but polling in a tight loop, or a script walking every
+    id, costs the database as much as a surge: so they have a budget of their own."""
+    limit = services.settings.read_rate_limit
+    if limit is None:
+        return
+    limiter = services.limiter
+    if limiter.in_memory:
+        allowed, window = limiter.hit(limit, READ_BUCKET, account.id)
+    else:
+        allowed, window = await run_blocking(limiter.hit, limit, READ_BUCKET, account.id)
+    if allowed:
+        return
+    retry = max(1, math.ceil(window.reset_s))
+    raise APIError(
+        429,
+        f"Rate limit reached for reads on this account: limit {window.limit} per window "
+        f"({limit}). Please try again in {retry}s; to follow a job, open its events_url "
+        "rather than polling it.",
+        code="rate_limit_exceeded",
+        type="requests",
+        headers={"Retry-After": str(retry)},
+    )
+
+
+async def _read_limited(services: ServicesDep, account: OptionalAccountDep) -> None:
+    # No account (no key, or a signed image link): the route answers that itself.
+    if account is not None:
+        await check_read_limit(services, account)
+
+
+# For a route's (or a router's) ``dependencies``: counts the request as a read.
+ReadLimit = Depends(_read_limited)
+# For the same route's ``responses``, so that /openapi.json lists the 429 (openapi.py
+# gives it the error schema and Retry-After).
+READ_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Past the account's read limit (or its open streams): retry later."}
+}

@@ -1,0 +1,34 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from daguerre.gateway.api.deps import ServicesDep
+from daguerre.store.threads import run_blocking
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """The database and Temporal both answer; 503 (naming which does not) otherwise."""
+    checks: dict[str, str] = {}
+    try:
+        await run_blocking(services.store.ping)
+        checks["database"] = "ok"
+    except Exception as err:  # any failure means "not ready", whatever its kind
+        checks["database"] = f"unavailable: {type(err).__name__}"
+    checks["temporal"] = "ok" if await services.workflows.ping() else "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

@@ -1,0 +1,344 @@
+"""What the routers do with jobs: validate against the catalog, record, submit, cancel,
+and describe. Kept out of the routers so both APIs share it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from daguerre.access import TierSettings
+from daguerre.config import ModelCatalogEntry, Settings
+from daguerre.domain import (
+    WAITING_STATUSES,
+    Account,
+    ImageRecord,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    default_seed,
+)
+from daguerre.engine.client import EngineUnavailable
+from daguerre.gateway.access import gates
+from daguerre.gateway.access.admission import Decision, apply_tier
+from daguerre.gateway.api.errors import APIError, bad_request, engine_unavailable, not_found
+from daguerre.gateway.api.schemas import ImagePublic, JobPublic, RenderParams
+from daguerre.gateway.context import Services
+from daguerre.gateway.services.reconciler import start_workflow
+from daguerre.store.threads import run_blocking
+
+_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+
+
+def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, int]:
+    if size == "auto":
+        return entry.auto_size, entry.auto_size
+    match = _SIZE.match(size)
+    if match is not None:
+        width, height = int(match[1]), int(match[2])
+        if width == height and width in entry.sizes:
+            return width, height
+    supported = ", ".join(entry.size_names())
+    raise bad_request(
+        f"Invalid value for 'size': {size!r} is not supported by model '{model}'. "
+        f"Supported sizes: {supported}.",
+        param="size",
+        code="unsupported_size",
+    )
+
+
+def check_steps(steps: int | None, model: str, entry: ModelCatalogEntry) -> None:
+    """A 400 for steps outside the model's declared range: accepted, the job would only
+    fail in the worker, after it cost the client a place in the queue and its rate."""
+    if steps is None:
+        return
+    least, most = entry.step_range(model)
+    if not least <= steps <= most:
+        raise bad_request(
+            f"Invalid value for 'steps': model '{model}' takes {least} to {most} steps "
+            f"(got {steps}).",
+            param="steps",
+        )
+
+
+def resolve_spec(
+    settings: Settings,
+    params: RenderParams,
+    job_id: str,
+    seed: int | None = None,
+    steps: int | None = None,
+) -> JobSpec:
+    """The job to run, or a 400 naming the field the catalog cannot serve."""
+    model = params.model or settings.model
+    entry = settings.models.get(model)
+    if entry is None:
+        known = ", ".join(sorted(settings.models))
+        raise bad_request(
+            f"Invalid value for 'model': unknown model '{model}'. Known models: {known}.",
+            param="model",
+            code="model_not_found",
+        )
+    width, height = resolve_size(params.size, model, entry)
+    check_steps(steps, model, entry)
+    return JobSpec(
+        prompt=params.prompt,
+        model=model,
+        n=params.n,
+        width=width,
+        height=height,
+        output_format=params.output_format,
+        output_compression=params.output_compression,
+        seed=seed if seed is not None else default_seed(job_id),
+        steps=steps,
+        quality=params.quality,
+    )
+
+
+# Work a submit does once the job is admitted and before it is recorded, such as
+# decoding and storing an edit's uploads: given the spec, it returns the spec to record.
+Prepare = Callable[[JobSpec], Awaitable[JobSpec]]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A new job that passed the gates: where it goes and how admission placed it."""
+
+    pool: str
+    tier: TierSettings
+    decision: Decision
+
+
+async def submit(
+    services: Services,
+    account: Account,
+    job_id: str,
+    spec: JobSpec,
+    request: Request | None = None,
+    webhook_url: str | None = None,
+    can_defer: bool = True,
+    fresh: bool = False,
+    client_id: str | None = None,
+    prepare: Prepare | None = None,
+) -> JobRecord:
+    """Admit, record, then start the job's workflow. Submitting the same id again is
+    safe: it returns the existing job (and neither counts nor restarts anything).
+    ``fresh``: the id was just made up here (job_ids.new_job_id without the client's id or
+    Idempotency-Key), so no job can have it yet and looking it up is skipped.
+    ``client_id``: the client's own id, from which ``job_id`` was derived.
+
+    A new job passes, in order: the rate limits, the feature's rollout, and admission
+    (queued, deferred, or refused); each refusal is a 4xx, never a 5xx. Only then does
+    ``prepare`` run (the costly part of a request, such as decoding uploads), so that a
+    refused request costs next to nothing; and only then is the job recorded."""
+    job = None if fresh else await _existing(services, account, job_id, client_id)
+    created = False
+    if job is None:
+        admitted = await admit(services, account, spec, request, can_defer)
+        if prepare is not None:
+            spec = await prepare(spec)
+        job, created = await _record(
+            services, account, job_id, spec, admitted, webhook_url, client_id
+        )
+    _check_same(job, account, client_id or job_id, spec, created)
+    if not job.is_terminal:
+        await _start(services, account, job, created)
+    return job
+
+
+def _check_same(job: JobRecord, account: Account, shown: str, spec: JobSpec, created: bool) -> None:
+    """A 409 unless ``job`` is the account's and was made by this very request
+    (``shown``: the id as the client gave it)."""
+    if job.account_id != account.id:  # a derived id cannot meet another account's
+        raise APIError(409, f"The job id '{shown}' is already taken.", param="id", code="conflict")
+    if not created and not _same_request(job.spec, spec):
+        raise APIError(
+            409,
+            f"The job id '{job.public_id}' was already used for a different request.",
+            param="id",
+            code="conflict",
+        )
+
+
+async def _start(services: Services, account: Account, job: JobRecord, created: bool) -> None:
+    """Start the job's workflow; also for an existing job, as the first submit may have
+    died before it. A 503 if the engine cannot be reached, and a job recorded by this
+    request is then forgotten: never acknowledged, so never owed."""
+    try:
+        await start_workflow(services.workflows, job, services.controls.tier(account.tier))
+    except EngineUnavailable as err:
+        if created:
+            await run_blocking(services.store.jobs.discard, job.id)
+        raise engine_unavailable() from err
+
+
+async def _existing(
+    services: Services, account: Account, job_id: str, client_id: str | None
+) -> JobRecord | None:
+    jobs = services.store.jobs
+    if client_id is not None:
+        # By the client's id within the account: finds the rows made before ids were
+        # per account too (whose row id is the client's id).
+        return await run_blocking(jobs.find, account.id, client_id)
+    return await run_blocking(jobs.get, job_id)
+
+
+def _same_request(recorded: JobSpec, asked: JobSpec) -> bool:
+    """Whether ``asked`` is the request that made ``recorded``; the render settings the
+    tier filled in (or degraded mode reduced) are not the client's to repeat."""
+    filled = dataclasses.replace(
+        asked,
+        steps=recorded.steps,
+        partial_images=recorded.partial_images,
+        quality=recorded.quality,
+    )
+    return filled == recorded
+
+
+async def admit(
+    services: Services,
+    account: Account,
+    spec: JobSpec,
+    request: Request | None = None,
+    can_defer: bool = True,
+) -> Admitted:
+    """The cheap checks a new job passes before anything is decoded, stored or
+    recorded: the rate limits, the feature's rollout and admission. A 4xx if refused."""
+    pool = services.settings.pool_for_product(account.product)
+    tier = services.controls.tier(account.tier)
+    metrics = services.metrics
+    try:
+        headers = await gates.check_rate_limits(services, account, tier, spec.n)
+        if request is not None:  # OpenAI sends x-ratelimit-* on every answer
+            request.state.ratelimit_headers = headers
+        gates.check_rollout(services, account, "edit" if spec.is_edit else "generate")
+        admission = services.admission
+        if admission.fresh(pool):  # cached counts: no thread hop for a few lookups
+            decision = admission.decide(account.tier, pool, can_defer)
+        else:
+            decision = await run_blocking(admission.decide, account.tier, pool, can_defer)
+    except APIError as err:
+        metrics.rejected.labels(account.tier, pool, err.code or "refused").inc()
+        raise
+    return Admitted(pool, tier, decision)
+
+
+async def _record(
+    services: Services,
+    account: Account,
+    job_id: str,
+    spec: JobSpec,
+    admitted: Admitted,
+    webhook_url: str | None,
+    client_id: str | None,
+) -> tuple[JobRecord, bool]:
+    pool, decision, metrics = admitted.pool, admitted.decision, services.metrics
+    spec = apply_tier(spec, admitted.tier, decision.degraded)
+    job, created = await run_blocking(
+        functools.partial(
+            services.store.jobs.create,
+            job_id,
+            account.id,
+            pool,
+            spec,
+            tier=account.tier,
+            priority=decision.priority,
+            degraded=decision.degraded,
+            status=decision.status,
+            webhook_url=webhook_url,
+            client_id=client_id,
+        )
+    )
+    if created:
+        counter = metrics.deferred if decision.status is JobStatus.DEFERRED else metrics.admitted
+        counter.labels(account.tier, pool).inc()
+        if decision.degraded:
+            metrics.degraded_jobs.labels(account.tier, pool).inc()
+    return job, created
+
+
+async def owned_job(services: Services, account: Account, job_id: str) -> JobRecord:
+    """``account``'s job that it calls ``job_id`` (its own id for it, or the row's);
+    otherwise the same 404 as a missing one, whoever else's it may be."""
+    job = await run_blocking(services.store.jobs.find, account.id, job_id)
+    if job is None:
+        raise not_found(f"No job found with id '{job_id}'.")
+    return job
+
+
+async def cancel(services: Services, account: Account, job_id: str) -> JobRecord:
+    job = await owned_job(services, account, job_id)
+    if job.status is JobStatus.CANCELLED:
+        return job
+    if job.is_terminal:
+        raise APIError(
+            409,
+            f"Job '{job_id}' already {job.status.value}; there is nothing to cancel.",
+            code="job_finished",
+        )
+    try:
+        await services.workflows.cancel(job.id)
+    except EngineUnavailable as err:
+        raise engine_unavailable("retry the cancel") from err
+    # The workflow marks the job too, but the caller deserves the answer now.
+    await run_blocking(services.store.jobs.cancel, job.id, "cancelled by its owner")
+    return await owned_job(services, account, job_id)
+
+
+def image_url(services: Services, base_url: str, image: ImageRecord) -> str:
+    exp, sig = services.signer.sign(image.id)
+    base = (services.settings.public_url or base_url).rstrip("/")
+    return f"{base}/v1/images/files/{image.id}?exp={exp}&sig={sig}"
+
+
+def _estimate(services: Services, job: JobRecord) -> tuple[int | None, float | None]:
+    """(waiting jobs ahead, seconds until this one starts), for a waiting job only."""
+    if job.status not in WAITING_STATUSES:
+        return None, None
+    ahead = services.store.queue_stats.queue_position(job)
+    if ahead == 0:
+        return 0, 0.0
+    rate = services.admission.throughput(job.pool)
+    return ahead, (round(ahead / rate, 1) if rate else None)
+
+
+async def describe(services: Services, job: JobRecord, base_url: str) -> JobPublic:
+    position, wait = await run_blocking(_estimate, services, job)
+    spec = job.spec
+    return JobPublic(
+        id=job.public_id,
+        status=job.status.value,
+        created_at=int(job.created_at),
+        model=spec.model,
+        prompt=spec.prompt,
+        n=spec.n,
+        size=f"{spec.width}x{spec.height}",
+        output_format=spec.output_format,
+        queue_position=position,
+        estimated_wait_s=wait,
+        step=job.step,
+        total_steps=job.total_steps,
+        resumed_from_step=job.resumed_from_step,
+        attempts=job.attempts,
+        preemptions=job.preemptions,
+        error=job.error,
+        error_code=job.error_code,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        tier=job.tier,
+        degraded=job.degraded,
+        images=[
+            ImagePublic(
+                id=image.id,
+                url=image_url(services, base_url, image),
+                media_type=image.media_type,
+                width=image.width,
+                height=image.height,
+            )
+            for image in job.images
+        ],
+        events_url=f"{base_url.rstrip('/')}/v1/jobs/{job.public_id}/events",
+    )
