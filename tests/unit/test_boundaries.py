@@ -35,6 +35,7 @@ FOUNDATION = frozenset(
         "procs",
         "image_bytes",
         "blob_layout",
+        "webhook_event",
     }
 )
 # Each part's allowed imports of our other parts (DESIGN.md, "Dependency rules"):

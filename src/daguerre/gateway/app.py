@@ -64,6 +64,7 @@ def create_app(
     for module in (health, images, jobs, models, conversations, admin, metrics):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)  # the account's webhook signing secret
+    webhook_routes.document_events(app)
     app.include_router(web_router)  # the chat page at /
     if settings.api_docs:
         app.include_router(docs.router)

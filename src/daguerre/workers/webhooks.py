@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ from daguerre.store import Store
 from daguerre.store.tables import utcnow
 from daguerre.store.threads import run_blocking
 from daguerre.store.webhook_secrets import WebhookSecrets
+from daguerre.webhook_event import WebhookEvent
 from daguerre.webhook_guard import (
     AllowList,
     DestinationRefused,
@@ -161,18 +161,7 @@ class WebhookActivities:
                 f"webhook {shown} refused: {err}", type=REFUSED, non_retryable=True
             ) from None
         secrets = await run_blocking(self._secrets_for, job.account_id)
-        payload = {
-            "type": f"job.{job.status.value}",
-            "job": {
-                "id": job.public_id,  # the id its owner knows (their own, if they chose it)
-                "status": job.status.value,
-                "error": job.error,
-                "error_code": job.error_code,
-                "finished_at": job.finished_at,
-                "image_ids": [image.id for image in job.images],
-            },
-        }
-        body = json.dumps(payload).encode()
+        body = WebhookEvent.of(job).model_dump_json().encode()
         headers = {
             "content-type": "application/json",
             SIGNATURE_HEADER: signature_header(secrets, int(time.time()), body),

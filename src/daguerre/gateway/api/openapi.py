@@ -115,7 +115,12 @@ def install_openapi(app: FastAPI) -> None:
                 summary=app.summary,
                 description=app.description,
                 routes=app.routes,
+                webhooks=app.webhooks.routes,
             )
+            for operations in document.get("webhooks", {}).values():
+                for operation in operations.values():
+                    # The receiver answers these, not Daguerre: no 422 of ours.
+                    operation["responses"] = {"200": {"description": "Any 2xx acknowledges."}}
             app.openapi_schema = honest(document)
         return app.openapi_schema
 

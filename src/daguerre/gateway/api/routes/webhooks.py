@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
 from daguerre.domain import Account
@@ -21,8 +21,19 @@ from daguerre.gateway.api.errors import not_found
 from daguerre.gateway.context import Services
 from daguerre.store.threads import run_blocking
 from daguerre.store.webhook_secrets import WebhookSecrets
+from daguerre.webhook_event import WebhookEvent
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+def document_events(app: FastAPI) -> None:
+    """Publish what a job's webhook sends in /openapi.json's ``webhooks`` section."""
+
+    @app.webhooks.post("job.final")
+    def job_final(body: WebhookEvent) -> None:
+        """POSTed to a job's ``webhook_url`` once the job succeeded, failed or was
+        cancelled. Answer with any 2xx within 10 s; anything else is retried with backoff
+        (redirects are not followed)."""
 
 
 class WebhookSecretPublic(BaseModel):
