@@ -9,10 +9,11 @@ keep the *why* that an operator does not need.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from daguerre.config.catalog import ModelCatalogEntry
@@ -113,6 +114,19 @@ class ProgressSection(BaseModel):
         description="With Redis: how often a watcher still reads the row, for changes nobody "
         "announced.",
     )
+    # Redis is a shared convenience, never a single point of failure: see docs/operations.md.
+    redis_outage: Literal["memory", "open", "closed"] = Field(
+        default="memory",
+        description="While Redis is unreachable, rate limits are counted per gateway in memory "
+        '("memory"), not enforced ("open"), or every limited request is refused with a 429 '
+        '("closed"). Progress falls back to reading the rows every redis_fallback_poll_s.',
+    )
+    redis_retry_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="After Redis failed, how long gateways and workers go without it before "
+        "they try it again.",
+    )
     # Watchers poll every ~150 ms, so writing every step of a fast model is wasted work.
     progress_interval_s: float = Field(
         default=0.1,
@@ -129,7 +143,40 @@ class EngineSection(BaseModel):
         description="host:port of the Temporal frontend. None: the local dev server "
         "`daguerre up` runs (at temporal_port).",
     )
-    temporal_namespace: str = Field(default="default", description="The Temporal namespace.")
+    temporal_namespace: str = Field(
+        default="default",
+        description="The Temporal namespace (on Temporal Cloud: `<namespace>.<account id>`).",
+    )
+    # Temporal Cloud, or a self-hosted cluster behind TLS: engine/tls.py turns these into
+    # the SDK's TLSConfig and api_key; _temporal_tls_fits checks them at start-up.
+    temporal_tls: bool | None = Field(
+        default=None,
+        description="Speak TLS to Temporal. None: on when temporal_api_key or any "
+        "temporal_tls_* setting is set, off otherwise.",
+    )
+    temporal_tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the Temporal frontend's certificate. "
+        "None: the system's trusted roots (right for Temporal Cloud).",
+    )
+    temporal_tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate for mutual TLS (Temporal Cloud's certificate "
+        "auth, or a cluster that asks for client certificates); needs "
+        "temporal_tls_key_file.",
+    )
+    temporal_tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of temporal_tls_cert_file."
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        description="The name the frontend's certificate is checked against (and sent as "
+        "SNI), when it is not temporal_address's host (e.g. an address by IP).",
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None,
+        description="A Temporal Cloud API key, sent as a bearer token on every call; turns TLS on.",
+    )
     # Production leaves it unset so that a backlog never times out.
     workflow_execution_timeout_s: float | None = Field(
         default=None, description="A safety net for tests: a job workflow's longest life."
@@ -163,6 +210,36 @@ class EngineSection(BaseModel):
         "for every run, which catches non-deterministic module-level code (clock, "
         'randomness, I/O); "fast" imports them once.',
     )
+
+    @model_validator(mode="after")
+    def _temporal_tls_fits(self) -> Any:
+        """A TLS setting that cannot work is a start-up error naming it, not a failed
+        handshake (or a traceback) at the first job."""
+        problem = temporal_tls_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+_TLS_FILES = ("temporal_tls_ca_file", "temporal_tls_cert_file", "temporal_tls_key_file")
+
+
+def temporal_tls_problem(engine: EngineSection) -> str | None:
+    """What is wrong with ``engine``'s Temporal TLS settings, or None."""
+    set_names = [n for n in (*_TLS_FILES, "temporal_tls_server_name") if getattr(engine, n)]
+    if engine.temporal_tls is False and (set_names or engine.temporal_api_key):
+        named = ", ".join(set_names) or "temporal_api_key"
+        return f"temporal_tls is false, but {named} needs TLS"
+    if (engine.temporal_tls_cert_file is None) != (engine.temporal_tls_key_file is None):
+        return "temporal_tls_cert_file and temporal_tls_key_file go together: set both or neither"
+    uses_tls = engine.temporal_tls or set_names or engine.temporal_api_key
+    if uses_tls and engine.temporal_address is None:
+        return "Temporal TLS settings need temporal_address (the local dev server is plain)"
+    for name in _TLS_FILES:
+        path: Path | None = getattr(engine, name)
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            return f"{name}: {path} is not a readable file"
+    return None
 
 
 class LauncherSection(BaseModel):

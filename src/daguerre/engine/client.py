@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from daguerre.config import Settings
 from daguerre.domain import JobSpec
 from daguerre.engine.contracts import WORKFLOW, GenerateImageInput, RenderPolicy
+from daguerre.engine.tls import connect_options
 from daguerre.priority import control_queue, job_queue
 
 
@@ -63,8 +64,13 @@ def render_policy(settings: Settings) -> RenderPolicy:
 
 
 async def connect(settings: Settings, address: str | None = None) -> Client:
+    """A client for the configured cluster: its address and namespace, and TLS, mutual TLS
+    or an API key as the settings say (engine/tls.py). An unreadable TLS file raises
+    TemporalTLSError (a ValueError: no retry fixes it)."""
     target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
-    return await Client.connect(target, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        target, namespace=settings.temporal_namespace, **connect_options(settings)
+    )
 
 
 class TemporalWorkflowClient:

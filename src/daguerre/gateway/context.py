@@ -45,6 +45,7 @@ class Services:
             store = await run_blocking(open_store, settings)
         controls = LiveControls(settings, store.controls)
         await run_blocking(controls.refresh)
+        metrics = Metrics()
         services = cls(
             settings=settings,
             store=store,
@@ -53,9 +54,14 @@ class Services:
             signer=UrlSigner.from_settings(settings),
             controls=controls,
             # Redis when configured, so that every replica counts against one budget.
-            limiter=RateLimiter(settings.redis_url),
+            limiter=RateLimiter(
+                settings.redis_url,
+                settings.redis_outage,
+                settings.redis_retry_s,
+                on_fallback=lambda mode: metrics.ratelimit_fallbacks.labels(mode).inc(),
+            ),
             admission=Admission(settings, store.queue_stats, controls),
-            metrics=Metrics(),
+            metrics=metrics,
             keys=KeyCache(settings.auth_cache_s),
             streams=StreamSlots(settings.max_streams_per_account),
         )

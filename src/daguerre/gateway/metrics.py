@@ -74,6 +74,12 @@ class Metrics:
             ["tier"],
             registry=self.registry,
         )
+        self.ratelimit_fallbacks = Counter(
+            "daguerre_ratelimit_redis_fallbacks",
+            "Rate-limit checks decided without Redis (it was out), by redis_outage mode",
+            ["mode"],
+            registry=self.registry,
+        )
         self._watermark = datetime.now(UTC)
 
     def observe_finished(self, stats: QueueStats) -> None:

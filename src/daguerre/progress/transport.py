@@ -28,7 +28,7 @@ def announcer(settings: Settings) -> Announcer:
     if settings.redis_url:
         from daguerre.progress.redis_pubsub import RedisAnnouncer
 
-        return RedisAnnouncer(settings.redis_url)
+        return RedisAnnouncer(settings.redis_url, settings.redis_retry_s)
     return Doorbell(doorbell_folder(settings))
 
 
@@ -37,7 +37,9 @@ def progress_feed(settings: Settings, store: Store) -> ProgressFeed:
     if settings.redis_url:
         from daguerre.progress.redis_pubsub import RedisProgressFeed
 
-        return RedisProgressFeed(store, settings.redis_url, settings.redis_fallback_poll_s)
+        return RedisProgressFeed(
+            store, settings.redis_url, settings.redis_fallback_poll_s, settings.redis_retry_s
+        )
     return PollingProgressFeed(
         store, settings.events_poll_interval_s, DoorbellListener(doorbell_folder(settings))
     )

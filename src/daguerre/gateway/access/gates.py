@@ -32,6 +32,15 @@ async def check_rate_limits(
     if check.allowed:
         return headers
     headers["Retry-After"] = str(check.retry_after_s)
+    if check.exceeded == "unavailable":  # Redis is out and redis_outage is "closed"
+        raise APIError(
+            429,
+            "Rate limits cannot be counted for the moment, so requests are held back. "
+            f"Please try again in {check.retry_after_s}s.",
+            code="rate_limit_exceeded",
+            type="requests",
+            headers=headers,
+        )
     if check.exceeded == "images":
         window, what = check.images, f"images per window ({tier.images})"
     else:
