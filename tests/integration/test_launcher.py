@@ -135,6 +135,9 @@ def test_up_serves_and_sigterm_leaves_nothing(config: StackConfig) -> None:
         assert second.key() == key  # not a new key per start (they piled up)
         generate(second.url, key)
         assert "reusing the Temporal dev server" in second.output
+        # Its gateway, its worker and that worker's engine process: the job above may have
+        # run on the first up's worker, so the engine may still be loading its model.
+        wait_until(lambda: len(descendants(second.proc.pid)) == 3, 30, "no engine process")
         second_children = descendants(second.proc.pid)
         assert len(second_children) == 3 and server not in second_children
         assert second.stop(signal.SIGINT) == 0  # Ctrl-C
