@@ -162,8 +162,11 @@ def test_kill_9_up_then_up_adopts_the_orphaned_server(config: StackConfig) -> No
     try:
         first.key()
         server = server_pid(config.data_dir)
+        # Gateway, one worker, its engine: the banner comes once the gateway answers, and
+        # the worker may still be starting its engine process then.
+        wait_until(lambda: len(descendants(first.proc.pid) - {server}) == 3, 30, "no engine")
         children = descendants(first.proc.pid) - {server}
-        assert len(children) == 3, first.output  # gateway, one worker, its engine
+        assert len(children) == 3, first.output
         first.stop(signal.SIGKILL)
         # Gateway and worker die with their parent (the engine with the worker); the
         # server, by design, does not.
