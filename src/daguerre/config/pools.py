@@ -107,12 +107,8 @@ class PoolSettings(PoolRouting, PoolAdmission, PoolWorkerSizing, PoolLaunch):
     """An isolated slice of compute: its own Temporal task queue and worker processes."""
 
 
-POOL_SECTIONS: tuple[type[BaseModel], ...] = (
-    PoolRouting,
-    PoolAdmission,
-    PoolWorkerSizing,
-    PoolLaunch,
-)
+# In the order docs/configuration.md lists them: the order of PoolSettings' bases.
+POOL_SECTIONS: tuple[type[BaseModel], ...] = PoolSettings.__bases__
 
 
 def default_pools() -> dict[str, PoolSettings]:

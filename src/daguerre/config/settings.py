@@ -26,20 +26,6 @@ from daguerre.config.runtime import (
     WorkerSection,
 )
 
-# In the order docs/configuration.md lists them.
-SECTIONS: tuple[type[BaseModel], ...] = (
-    PlacesSection,
-    GatewaySection,
-    ProgressSection,
-    EngineSection,
-    WorkerSection,
-    ModelsSection,
-    PoolsSection,
-    AccessSection,
-    WebhooksSection,
-    LauncherSection,
-)
-
 
 class Settings(  # BaseSettings last: its configuration (env parsing) wins
     PlacesSection,
@@ -97,3 +83,9 @@ class Settings(  # BaseSettings last: its configuration (env parsing) wins
     def tiers(self) -> dict[str, TierSettings]:
         assert self.access is not None  # filled in by the validator
         return self.access.tiers
+
+
+# In the order docs/configuration.md lists them: the order of Settings' bases.
+SECTIONS: tuple[type[BaseModel], ...] = tuple(
+    base for base in Settings.__bases__ if base is not BaseSettings
+)
