@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -25,10 +25,10 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from daguerre.access import TierSettings
+from daguerre.gateway.api.missing_headers import MissingHeadersMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -216,26 +216,10 @@ class RateLimiter:
         return False, Window(item.amount, 0, self._retry_s)
 
 
-class RateLimitHeadersMiddleware:
+class RateLimitHeadersMiddleware(MissingHeadersMiddleware):
     """Adds the x-ratelimit-* headers a handler left in ``request.state`` to its answer
     (a streamed one too), as OpenAI does on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = scope.get("state", {}).get("ratelimit_headers")
-                if extra:
-                    headers = MutableHeaders(scope=message)
-                    for name, value in extra.items():
-                        if name not in headers:
-                            headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    def headers(self, scope: Scope) -> Mapping[str, str] | None:
+        extra: Mapping[str, str] | None = scope.get("state", {}).get("ratelimit_headers")
+        return extra

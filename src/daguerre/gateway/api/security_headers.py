@@ -9,8 +9,11 @@ never meant to be rendered as a page, so theirs allows nothing at all; the chat 
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Mapping
+
+from starlette.types import Scope
+
+from daguerre.gateway.api.missing_headers import MissingHeadersMiddleware
 
 # For everything that is not a page: nothing may load, nothing may frame it.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -23,23 +26,8 @@ DEFAULTS = {
 }
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(MissingHeadersMiddleware):
     """Adds DEFAULTS to every HTTP response that does not set them itself."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in DEFAULTS.items():
-                    if name not in headers:
-                        headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def headers(self, scope: Scope) -> Mapping[str, str]:
+        return DEFAULTS
