@@ -87,6 +87,15 @@ class TierSettings(RenderDefaults):
         description="What the tier gets instead (steps, partial_images, quality) while its "
         "pool is degraded. None: the same as always.",
     )
+    # Deleting people's pictures is never a default surprise: the shipped tiers file sets
+    # it for the free tier only, where an operator expects the cost to be bounded.
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long the tier's images, uploads and previews are kept after their "
+        "job ends; the retention sweep then deletes them (the job stays, marked expired, and "
+        "its images answer 410). None: kept until deleted.",
+    )
 
     _check_requests = field_validator("requests", "images")(_limit)
 

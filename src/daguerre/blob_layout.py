@@ -48,3 +48,13 @@ def checkpoint_key(job_id: str, step: int) -> str:
 
 def checkpoint_prefix(job_id: str) -> str:
     return f"checkpoints/{job_id}"
+
+
+def job_prefixes(job_id: str) -> tuple[str, ...]:
+    """Every prefix that holds one job's blobs: what its expiry deletes."""
+    return (
+        f"images/{job_id}",
+        upload_prefix(job_id),
+        f"previews/{job_id}",
+        checkpoint_prefix(job_id),
+    )

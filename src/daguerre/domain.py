@@ -150,6 +150,8 @@ class JobRecord:
     # is then derived from it and the account (see gateway/services/jobs.py new_job_id), so that
     # two accounts may use the same one and neither learns that the other did.
     client_id: str | None = None
+    # When the retention sweep deleted its images, uploads and previews (None: kept).
+    expired_at: float | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -34,14 +34,14 @@ from daguerre.procs import SUPERVISED_ENV, cmdline, pid_alive, port_free, port_o
 from daguerre.store import open_store
 from daguerre.store.private import private_dir
 
-# The dev server's dynamic config for tiers and accounts to count: fairness switched on
-# (so fairness keys and weights matter), and one partition per task queue, because
-# priority and fairness order tasks within a partition; with the default four, a
-# poller served by another partition takes a free job while a paid one waits.
+# The dev server's dynamic config, as deploy/temporal/dynamicconfig.yaml (which says why):
+# fairness on, one partition per task queue, and keepalives that close a lost host's polls.
 TEMPORAL_DYNAMIC_CONFIG = (
     "--dynamic-config-value", "matching.enableFairness=true",
     "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+    "--dynamic-config-value", 'frontend.keepAliveTime="2s"',
+    "--dynamic-config-value", 'frontend.keepAliveTimeout="2s"',
 )  # fmt: skip
 
 
@@ -350,6 +350,10 @@ class Launcher:
         for pool, pool_settings in self.settings.pools.items():
             for index in range(pool_settings.processes):
                 args = [*python, "worker", "--pool", pool]
+                # Health and metrics ports, when set: worker N gets the port + N (0: free).
+                if (port := self.settings.worker_metrics_port) is not None:
+                    port = port and port + len(self.children) - 1
+                    env = {**env, "DAGUERRE_WORKER_METRICS_PORT": str(port)}
                 self.children.append(Child(f"worker {pool}#{index}", args, env))
         for child in self.children:
             child.start()

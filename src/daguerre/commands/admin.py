@@ -57,6 +57,12 @@ def pools(server: Server = DEFAULT_SERVER, key: Key = None) -> None:
     _call("GET", "/admin/pools", server, key)
 
 
+@app.command("workers")
+def workers(server: Server = DEFAULT_SERVER, key: Key = None) -> None:
+    """Each pool's live workers, wherever they run: slots, batch budget, measured pace."""
+    _call("GET", "/admin/workers", server, key)
+
+
 @app.command("set-tier")
 def set_tier(
     tier: Annotated[str, typer.Argument(help="e.g. free")],
@@ -68,6 +74,9 @@ def set_tier(
     weight: Annotated[float | None, typer.Option(help="fairness weight")] = None,
     admit_past_cap: Annotated[
         bool | None, typer.Option("--admit-past-cap/--no-admit-past-cap")
+    ] = None,
+    retention_days: Annotated[
+        float | None, typer.Option(help="days images are kept after their job ends")
     ] = None,
     server: Server = DEFAULT_SERVER,
     key: Key = None,
@@ -81,6 +90,7 @@ def set_tier(
         "priority": priority,
         "fairness_weight": weight,
         "admit_past_cap": admit_past_cap,
+        "retention_days": retention_days,
     }
     body = {k: v for k, v in changes.items() if v is not None}
     if not body:

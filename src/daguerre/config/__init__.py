@@ -7,6 +7,7 @@ that works on a laptop with nothing else installed (`daguerre up`).
 
 - settings.py: `Settings`, assembled from the sections;
 - runtime.py: places, gateway, progress, engine, worker, models and launcher sections;
+- object_store.py: the object-store section (blobs in an S3-compatible bucket);
 - policy.py: pools and products, access, and webhooks sections;
 - pools.py: one pool's settings (routing, admission, worker sizing, launch);
 - catalog.py: the model catalog the gateway validates requests against;

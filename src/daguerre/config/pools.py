@@ -95,8 +95,8 @@ class PoolWorkerSizing(BaseModel):
 class PoolLaunch(BaseModel):
     """Launch: what `daguerre up` starts for a pool."""
 
-    # Admission still reads it as the pool's capacity (gateway/access/admission.py) until
-    # capacity comes from the workers themselves (issue 16).
+    # Admission reads the capacity the workers report (gateway/access/capacity.py); this
+    # is its guess only while no worker of the pool has reported.
 
     processes: int = Field(
         default=1, ge=0, description="Worker processes `daguerre up` starts for this pool."

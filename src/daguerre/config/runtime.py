@@ -33,7 +33,8 @@ class PlacesSection(BaseModel):
     )
     blob_dir: Path | None = Field(
         default=None,
-        description="Folder for images, previews and checkpoints. None: `<data_dir>/blobs`.",
+        description="Folder for images, previews and checkpoints. None: `<data_dir>/blobs`. "
+        "Unused when `blob_url` names an object store.",
     )
     log_level: str = Field(
         default="INFO",
@@ -90,6 +91,21 @@ class GatewaySection(BaseModel):
     )
     orphan_min_age_s: float = Field(
         default=60.0, ge=0, description="How old an orphan must be before the sweep takes it."
+    )
+    retention_sweep_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Every this many seconds (and at start-up) a gateway deletes the blobs "
+        "that have outlived their use: finished jobs' leftover checkpoints, and the images, "
+        "uploads and previews of jobs past their tier's retention_days "
+        "(gateway/services/retention.py). 0: never.",
+    )
+    # Past the longest a finished job's last attempt may still be deleting its own.
+    checkpoint_grace_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long after a job ends the retention sweep deletes the checkpoints "
+        "its attempts left behind.",
     )
 
 
@@ -188,8 +204,11 @@ class EngineSection(BaseModel):
     render_attempt_timeout_s: float = Field(
         default=1800.0, description="The longest one render attempt may take."
     )
+    # 10 s (Temporal's default) was most of a moved job's time (15-22 s measured). While a
+    # render runs, the worker heartbeats its task at about 80% of this; the integration
+    # tests run at 1-3 s on a loaded 2-core machine without spurious timeouts.
     heartbeat_timeout_s: float = Field(
-        default=10.0,
+        default=5.0,
         gt=0,
         le=120,
         description="How soon a render whose worker died (or lost Temporal) is taken over by "
@@ -272,6 +291,26 @@ class WorkerSection(BaseModel):
         ge=0,
         description="Seconds of rendering between two checkpoints of a render (what a retry "
         "on another worker would otherwise redo). A shorter render writes none.",
+    )
+    worker_report_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between two reports of a worker process to the worker registry "
+        "(its slots, batch budget, renders running and measured pace), which admission reads "
+        "as the pool's capacity. A report older than three intervals no longer counts.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of a worker's health and metrics endpoint (/healthz, /readyz, "
+        "/metrics). None: no endpoint. 0: a free port, logged at start. `daguerre up` gives "
+        "its N-th worker process this port plus N (each 0 when 0).",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the worker's health and metrics endpoint listens on; 0.0.0.0 in "
+        "a container, so that probes and Prometheus reach it.",
     )
 
 

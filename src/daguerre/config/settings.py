@@ -15,6 +15,7 @@ from pydantic import BaseModel, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daguerre.access import TierSettings, load_access
+from daguerre.config.object_store import ObjectStoreSection
 from daguerre.config.policy import AccessSection, PoolsSection, WebhooksSection
 from daguerre.config.runtime import (
     EngineSection,
@@ -29,6 +30,7 @@ from daguerre.config.runtime import (
 
 class Settings(  # BaseSettings last: its configuration (env parsing) wins
     PlacesSection,
+    ObjectStoreSection,
     GatewaySection,
     ProgressSection,
     EngineSection,

@@ -65,6 +65,9 @@ class RenderInput:
     # info does not carry them, and the worker's scheduler orders renders by them.
     priority: int | None = None
     fairness_key: str | None = None
+    # When the job's workflow started (its admission), in Unix seconds: the worker's
+    # queue-lag metric measures from it to the render's start.
+    queued_at: float | None = None
 
 
 @dataclass(frozen=True)

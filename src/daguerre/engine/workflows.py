@@ -126,13 +126,15 @@ async def _generate(
 def _render_input(inp: GenerateImageInput) -> RenderInput:
     # The workflow's priority travels with the render: a local activity's own info has
     # none, and the worker's scheduler orders renders by it.
-    priority = workflow.info().priority
+    info = workflow.info()
+    priority = info.priority
     return RenderInput(
         job_id=inp.job_id,
         spec=inp.spec,
         account_id=inp.account_id,
         priority=priority.priority_key,
         fairness_key=priority.fairness_key,
+        queued_at=info.workflow_start_time.timestamp(),
     )
 
 

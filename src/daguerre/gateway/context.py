@@ -15,6 +15,7 @@ from daguerre.gateway.access.ratelimit import RateLimiter
 from daguerre.gateway.access.streams import StreamSlots
 from daguerre.gateway.metrics import Metrics
 from daguerre.gateway.services.reconciler import Reconciler
+from daguerre.gateway.services.retention import RetentionSweeper
 from daguerre.gateway.services.signing import UrlSigner
 from daguerre.progress import ProgressFeed, progress_feed
 from daguerre.store import Store, open_store
@@ -36,6 +37,7 @@ class Services:
     streams: StreamSlots
     _refresher: asyncio.Task[None] | None = None
     _reconciler: asyncio.Task[None] | None = None
+    _retention: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -60,7 +62,7 @@ class Services:
                 settings.redis_retry_s,
                 on_fallback=lambda mode: metrics.ratelimit_fallbacks.labels(mode).inc(),
             ),
-            admission=Admission(settings, store.queue_stats, controls),
+            admission=Admission(settings, store.queue_stats, controls, store.workers),
             metrics=metrics,
             keys=KeyCache(settings.auth_cache_s),
             streams=StreamSlots(settings.max_streams_per_account),
@@ -69,10 +71,13 @@ class Services:
         if settings.orphan_sweep_s > 0:  # at start-up, then periodically
             reconciler = Reconciler(settings, store, services.workflows, controls)
             services._reconciler = asyncio.create_task(reconciler.run())
+        if settings.retention_sweep_s > 0:
+            retention = RetentionSweeper(settings, store, controls, metrics)
+            services._retention = asyncio.create_task(retention.run())
         return services
 
     async def close(self) -> None:
-        for task in (self._refresher, self._reconciler):
+        for task in (self._refresher, self._reconciler, self._retention):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

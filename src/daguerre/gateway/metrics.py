@@ -80,6 +80,23 @@ class Metrics:
             ["mode"],
             registry=self.registry,
         )
+        self.retention_jobs = Counter(
+            "daguerre_retention_jobs",
+            'Finished jobs whose blobs the retention sweep deleted: "leftovers" (checkpoints) '
+            'or "expired" (images, uploads, previews past their tier\'s retention)',
+            ["what", "tier"],
+            registry=self.registry,
+        )
+        self.retention_failures = Counter(
+            "daguerre_retention_sweep_failures",
+            "Retention sweeps that stopped on an error (the blob store or the database)",
+            registry=self.registry,
+        )
+        self.missing_blobs = Counter(
+            "daguerre_blobs_missing",
+            "Images a finished job names that the blob store does not hold (expired ones aside)",
+            registry=self.registry,
+        )
         self._watermark = datetime.now(UTC)
 
     def observe_finished(self, stats: QueueStats) -> None:

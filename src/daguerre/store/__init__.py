@@ -1,4 +1,5 @@
-"""Metadata in SQL (SQLite by default, PostgreSQL when configured) and blobs in a folder."""
+"""Metadata in SQL (SQLite by default, PostgreSQL when configured) and blobs in a folder
+(by default) or an S3-compatible object store (``blob_url``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from sqlalchemy import Engine, text
 
 from daguerre.config import Settings
 from daguerre.store.accounts import AccountStore
-from daguerre.store.blobs import BlobStore, LocalBlobStore
+from daguerre.store.blobs import BlobStore, BlobStoreUnavailable, LocalBlobStore
+from daguerre.store.blobs_factory import open_blobs
 from daguerre.store.controls import ControlStore
 from daguerre.store.conversations import ConversationStore
 from daguerre.store.db import make_engine, make_sessions
+from daguerre.store.expiry import JobExpiry
 from daguerre.store.images import ImageStore
 from daguerre.store.jobs import JobStore
 from daguerre.store.migrate import upgrade_head
 from daguerre.store.private import private_dir
 from daguerre.store.queue_stats import QueueStats
 from daguerre.store.threads import run_blocking
+from daguerre.store.workers import WorkerRegistry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -27,6 +31,7 @@ T = TypeVar("T")
 __all__ = [
     "AccountStore",
     "BlobStore",
+    "BlobStoreUnavailable",
     "ControlStore",
     "ConversationStore",
     "ImageStore",
@@ -34,6 +39,8 @@ __all__ = [
     "LocalBlobStore",
     "QueueStats",
     "Store",
+    "WorkerRegistry",
+    "open_blobs",
     "open_store",
     "run_blocking",
 ]
@@ -51,6 +58,8 @@ class Store:
     conversations: ConversationStore
     images: ImageStore
     controls: ControlStore
+    workers: WorkerRegistry  # what each worker process reports of itself
+    expiry: JobExpiry
 
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` (a method of this store, usually) from async code,
@@ -78,8 +87,10 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         accounts=AccountStore(sessions),
         jobs=JobStore(engine, sessions),
         queue_stats=QueueStats(sessions),
-        blobs=LocalBlobStore(settings.blobs_path),
+        blobs=open_blobs(settings),
         conversations=ConversationStore(sessions),
         images=ImageStore(sessions),
         controls=ControlStore(sessions),
+        workers=WorkerRegistry(sessions),
+        expiry=JobExpiry(sessions),
     )

@@ -2,8 +2,8 @@
 
 Keys are relative slash-separated paths such as ``images/<job>/0.png``. The local
 store writes through a temporary file and a rename, so a reader (or a process that
-crashed mid-write) never sees half a blob; an S3-compatible store can implement the
-same protocol later.
+crashed mid-write) never sees half a blob. The object store (object_blobs.py) implements
+the same protocol; store/blobs_factory.py picks one from the settings.
 """
 
 from __future__ import annotations
@@ -21,6 +21,21 @@ from daguerre.store.private import FILE_MODE, make_dirs, private_dir
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _COUNTER = itertools.count()
+
+
+class BlobStoreUnavailable(RuntimeError):
+    """The blob store cannot be reached or refuses us (an outage, bad credentials, a
+    missing bucket): the message says where and what to fix. Not a missing blob, which is
+    a KeyError."""
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a valid blob key (slash-separated names, no ``.`` or ``..``)."""
+    # Keys come from our own code, but a check here keeps any future caller from
+    # escaping the root (or the object store's prefix) with "..".
+    if not _KEY.match(key) or any(part in {".", ".."} for part in key.split("/")):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
 
 
 class BlobStore(Protocol):
@@ -44,6 +59,11 @@ class BlobStore(Protocol):
         """Remove every blob under ``prefix/``; missing ones are fine."""
         ...
 
+    def presigned_url(self, key: str, expires_s: int) -> str | None:
+        """A URL that downloads the blob without credentials for ``expires_s`` seconds,
+        or None where the store has no such thing (the local folder)."""
+        ...
+
 
 class LocalBlobStore:
     """Blobs as files under ``root``: every folder 0700 and every file 0600 (they are
@@ -54,11 +74,7 @@ class LocalBlobStore:
         private_dir(self.root)  # a root made by an older version is tightened too
 
     def _path(self, key: str) -> Path:
-        # Keys come from our own code, but a check here keeps any future caller from
-        # escaping the root with "..".
-        if not _KEY.match(key) or any(part in {".", ".."} for part in key.split("/")):
-            raise ValueError(f"invalid blob key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -104,3 +120,8 @@ class LocalBlobStore:
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def presigned_url(self, key: str, expires_s: int) -> str | None:
+        """None: a folder has no URLs; the gateway serves its blobs."""
+        check_key(key)
+        return None

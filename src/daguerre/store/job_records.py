@@ -59,4 +59,5 @@ def job_record(row: Any, images: Sequence[Any] = ()) -> JobRecord:
         degraded=bool(row.degraded),
         webhook_url=row.webhook_url,
         client_id=row.client_id,
+        expired_at=timestamp(row.expired_at),
     )

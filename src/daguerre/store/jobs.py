@@ -47,6 +47,7 @@ _NO_PROGRESS = {
     "error_code": None,
     "started_at": None,
     "finished_at": None,
+    "expired_at": None,
 }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -107,6 +108,8 @@ class JobRow(Base):
         Index("ix_jobs_account_created", "account_id", "created_at"),
         # A client's own job ids are its own: unique per account, not across accounts.
         Index("ix_jobs_account_client", "account_id", "client_id", unique=True),
+        # The retention sweep: finished jobs in the order they ended.
+        Index("ix_jobs_finished", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -141,6 +144,10 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The retention sweep (gateway/services/retention.py): when it deleted the finished
+    # job's leftover checkpoints, and when its tier's retention deleted its images.
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ImageRow(Base):
@@ -198,4 +205,28 @@ class ControlRow(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WorkerRow(Base):
+    """A worker process as it last reported itself (store/workers.py): what it can run
+    and how fast it has been rendering. A row whose ``updated_at`` is older than a few
+    report intervals belongs to a worker that is gone and counts for nothing."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_pool_updated", "pool", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid:random
+    pool: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    # Renders it takes at once per job queue (its batch budget plus its waiting room).
+    slots: Mapped[int] = mapped_column(Integer)
+    # Images its engine steps together at most.
+    batch_images: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Measured from its real renders; None until it has rendered.
+    step_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    images_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

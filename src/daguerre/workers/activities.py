@@ -47,6 +47,7 @@ from daguerre.workers.edits import EditInputs, load_edit_inputs
 from daguerre.workers.engine import RenderJob, Update
 from daguerre.workers.engine_client import Driver, Engine, ProcessDriver, Ticket
 from daguerre.workers.job_rows import JobRows
+from daguerre.workers.metrics import WorkerMetrics
 from daguerre.workers.progress import JobRef, Progress
 from daguerre.workers.results import store_images
 from daguerre.workers.runtime import requests_for
@@ -93,10 +94,13 @@ class RenderActivities:
         engine: Engine,
         rows: JobRows,
         checkpoints: Checkpoints,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._engine = engine
+        self.engine = engine  # for the worker's health checks
+        self.metrics = metrics or WorkerMetrics()
         self._rows = rows
         self._checkpoints = checkpoints
         self._progress = Progress(rows, store)
@@ -142,6 +146,8 @@ class RenderActivities:
                         continue
                     if update.checkpoint is not None:
                         await self._checkpoints.save(job.job_id, update.step, update.checkpoint)
+                    if update.kind == "started":
+                        self._observe_lag(inp, job, request)
                     if update.kind == "failed":
                         assert update.error is not None
                         raise update.error
@@ -153,6 +159,12 @@ class RenderActivities:
         finally:
             self._rows.untrack(job.job_id)
         return await self._complete(job, inp, results, edit, resumed=request.resume is not None)
+
+    def _observe_lag(self, inp: RenderInput, job: JobRef, request: RenderJob) -> None:
+        """Queue lag, from admission to this render's start: a job's first start only (a
+        retry's would count the first attempt's run as waiting)."""
+        if inp.queued_at is not None and job.attempt == 1 and request.resume is None:
+            self.metrics.queue_lag.observe(max(0.0, time.time() - inp.queued_at))
 
     def _inputs(self, job: JobRef) -> tuple[EditInputs, tuple[int, bytes] | None]:
         """An edit's images, and the job's newest checkpoint: one trip to the blob store.
@@ -193,7 +205,14 @@ class RenderActivities:
         resumed: bool,
     ) -> RenderOutput:
         job_id = job.job_id
-        account_id = inp.account_id or await self._account_of(job_id)
+        # An attempt cut off from the cluster (a lost host) may finish after its job moved
+        # and succeeded elsewhere: it must not overwrite the images clients already have.
+        row = await run_blocking(self._store.jobs.get, job_id)
+        if row is None:
+            raise ApplicationError(f"job {job_id} does not exist", type="JobNotFound")
+        if row.is_terminal:
+            return RenderOutput(job_id, row.status.value, [i.id for i in row.images])
+        account_id = inp.account_id or row.account_id
         images = await run_blocking(
             store_images, self._store.blobs, job_id, account_id, job.spec, results, edit
         )
@@ -212,12 +231,6 @@ class RenderActivities:
         await self._checkpoints.clear(job_id, written_elsewhere=True)
         return FinalizeOutput(changed=changed)
 
-    async def _account_of(self, job_id: str) -> str:
-        job = await run_blocking(self._store.jobs.get, job_id)
-        if job is None:
-            raise ApplicationError(f"job {job_id} does not exist", type="JobNotFound")
-        return job.account_id
-
     async def _current(self, job_id: str) -> RenderOutput:
         job = await run_blocking(self._store.jobs.get, job_id)
         status = job.status.value if job is not None else JobStatus.FAILED.value
@@ -227,12 +240,18 @@ class RenderActivities:
 
 @asynccontextmanager
 async def render_activities(
-    store: Store, settings: Settings, pool: PoolSettings, driver: Driver | None = None
+    store: Store,
+    settings: Settings,
+    pool: PoolSettings,
+    driver: Driver | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> AsyncIterator[RenderActivities]:
     """A worker process's render activities with what they share, running for the
     block: the engine (its core in a process of its own, unless ``driver`` says
-    otherwise), the batched job-row writer and the checkpoint store."""
-    engine = Engine(driver or ProcessDriver(settings, pool))
+    otherwise, its stats going to ``metrics``), the batched job-row writer and the
+    checkpoint store."""
+    metrics = metrics or WorkerMetrics()
+    engine = Engine(driver or ProcessDriver(settings, pool), on_stats=metrics.engine_stats)
     await engine.start()
     announce = announcer(settings)
     rows = JobRows(
@@ -243,7 +262,7 @@ async def render_activities(
     )
     rows.start()
     try:
-        yield RenderActivities(store, settings, engine, rows, Checkpoints(store.blobs))
+        yield RenderActivities(store, settings, engine, rows, Checkpoints(store.blobs), metrics)
     finally:
         await rows.stop()
         announce.close()

@@ -7,9 +7,9 @@ import io
 from dataclasses import dataclass
 
 from PIL import Image
+from temporalio.exceptions import ApplicationError
 
 from daguerre.domain import JobSpec
-from daguerre.models.base import ModelInputError
 from daguerre.store.blobs import BlobStore
 
 
@@ -24,8 +24,15 @@ def _blob(blobs: BlobStore, key: str, what: str) -> bytes:
     try:
         return blobs.get(key)
     except KeyError:
-        # Not retryable: a missing input stays missing.
-        raise ModelInputError(f"the {what} of this edit is no longer stored ({key})") from None
+        # Not the client's fault (the gateway stored it before the job was accepted), and
+        # worth a retry: most often this worker cannot see the gateway's blob store (a
+        # folder per host), and another worker may. After the retries the job fails
+        # with this reason.
+        raise ApplicationError(
+            f"the {what} of this edit is not in this worker's blob store ({key}); the "
+            "gateways and the workers must share one blob store (blob_url)",
+            type="BlobMissing",
+        ) from None
 
 
 def _image(data: bytes) -> Image.Image:

@@ -42,6 +42,7 @@ from daguerre.models.base import (
     RenderResult,
     RenderState,
 )
+from daguerre.workers.engine_stats import MAX_SAMPLES, EngineStats, StepSample, cuda_memory
 from daguerre.workers.scheduler import Render, Scheduler
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class EngineCore:
         self.watched: set[str] = set()
         self.stopped: set[str] = set()
         self.ticks = 0
+        self._samples: list[StepSample] = []  # steps since the last ``stats``
 
     # --- membership ----------------------------------------------------------------------
     def submit(self, key: str, job: RenderJob) -> None:
@@ -251,6 +253,7 @@ class EngineCore:
 
     def _step(self, group: list[_Ticket], out: Heard) -> None:
         states = [t.state for t in group if t.state is not None]
+        began = self._clock()
         try:
             after = self._model.step_many(states)
         except Exception as err:  # see the module docstring
@@ -261,12 +264,35 @@ class EngineCore:
             for ticket in group:
                 ticket.solo, ticket.state = True, None  # back to where it entered
             return
+        self._sample(self._clock() - began, group)
         for ticket, state in zip(group, after, strict=True):
             ticket.state = state
             ticket.render.steps_left = state.total_steps - state.step
             if state.step != ticket.step:
                 ticket.step = state.step
                 self._produce(ticket, state, out)
+
+    def _sample(self, seconds: float, group: list[_Ticket]) -> None:
+        """Note one successful batched step: its time, its images, its renders' length."""
+        if states := [t.state for t in group if t.state is not None]:
+            images = sum(len(t.job.requests) for t in group)
+            total = sum(s.total_steps for s in states) / len(states)
+            self._samples = [*self._samples[-MAX_SAMPLES + 1 :], StepSample(seconds, images, total)]
+
+    def stats(self) -> EngineStats:
+        """The counts now, and the steps since the last call (which it hands over)."""
+        tickets = self._tickets.values()
+        samples, self._samples = self._samples, []
+        allocated, reserved = cuda_memory()
+        return EngineStats(
+            running=sum(1 for t in tickets if t.render.running),
+            paused=sum(1 for t in tickets if t.paused and t.swapped_at is None),
+            swapped=sum(1 for t in tickets if t.swapped_at is not None),
+            held=len(self._tickets),
+            samples=samples,
+            cuda_allocated_bytes=allocated,
+            cuda_reserved_bytes=reserved,
+        )
 
     def _produce(self, ticket: _Ticket, state: RenderState, out: Heard) -> None:
         """What ``ticket``'s finished step yields: its images, or a step update."""

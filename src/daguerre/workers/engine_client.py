@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from daguerre.config import PoolSettings, Settings
 from daguerre.procs import exit_with_parent
 from daguerre.workers.engine import EngineCore, RenderJob, SwapStore, Update
+from daguerre.workers.engine_stats import EngineStats, StatsPacer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Inbox(Protocol):
 
 def build_core(settings: Settings, pool: PoolSettings) -> tuple[EngineCore, EngineInfo]:
     """Load the model and build the core with its scheduler and swap store."""
-    from daguerre.store.blobs import LocalBlobStore
+    from daguerre.store.blobs_factory import open_blobs
     from daguerre.workers.checkpoints import Checkpoints
     from daguerre.workers.runtime import load_model
     from daguerre.workers.scheduler import Scheduler
@@ -80,16 +81,18 @@ def build_core(settings: Settings, pool: PoolSettings) -> tuple[EngineCore, Engi
         express_priority=pool.express_priority,
         express_budget=pool.express_batch_images or getattr(model, "express_batch_images", None),
     )
-    checkpoints = Checkpoints(LocalBlobStore(settings.blobs_path))
+    checkpoints = Checkpoints(open_blobs(settings))
     core = EngineCore(model, scheduler, SwapStore(checkpoints.put, checkpoints.get))
     return core, EngineInfo(settings.model, budget)
 
 
 def serve(core: EngineCore, inbox: Inbox, send: Callable[[Message], None]) -> None:
     """The core's loop: apply what the front sent, tick while there is work, and send
-    each tick's updates in one message. Returns on ``stop``."""
+    each tick's updates in one message (and its stats now and then). Returns on ``stop``."""
+    pacer = StatsPacer()
     while True:
-        for message in inbox.take(0.0 if core.runnable else None):
+        messages = inbox.take(0.0 if core.runnable else None)
+        for message in messages:
             kind = message[0]
             if kind == "stop":
                 return
@@ -103,6 +106,8 @@ def serve(core: EngineCore, inbox: Inbox, send: Callable[[Message], None]) -> No
             updates = core.tick()
             if updates:
                 send(("updates", updates))
+        if pacer.due(idle=not core.runnable, told=bool(messages)):
+            send(("stats", core.stats()))
 
 
 class _ConnectionInbox:
@@ -143,6 +148,9 @@ class Driver(Protocol):
 
     def send(self, message: Message) -> None: ...
 
+    @property
+    def pid(self) -> int | None: ...  # the process the core runs in while it is up, else None
+
     async def stop(self) -> None: ...
 
 
@@ -150,11 +158,14 @@ class Engine:
     """What render activities use: ``async with engine.render(job) as ticket`` holds
     the job in the engine for the block, and ``ticket.updates`` says what happens."""
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(
+        self, driver: Driver, on_stats: Callable[[EngineStats], None] | None = None
+    ) -> None:
         self._driver = driver
         self._tickets: dict[str, Ticket] = {}
         self._keys = itertools.count()
         self._flags: tuple[set[str], set[str]] = (set(), set())
+        self._on_stats = on_stats  # told what the core says of itself (workers/metrics.py)
         self.info: EngineInfo | None = None
 
     async def start(self) -> EngineInfo:
@@ -185,6 +196,11 @@ class Engine:
     def holding(self) -> int:
         return len(self._tickets)
 
+    @property
+    def pid(self) -> int | None:
+        """The engine core's process while it is up; None while it is down."""
+        return self._driver.pid
+
     def _receive(self, message: Message) -> None:
         kind = message[0]
         if kind == "updates":
@@ -197,6 +213,8 @@ class Engine:
             for ticket in self._tickets.values():
                 ticket.updates.put_nowait(Update("failed", error=RuntimeError(message[1])))
             self._driver.send(("flags", *self._flags))  # the new process knows nothing
+        elif kind == "stats" and self._on_stats is not None:
+            self._on_stats(message[1])
 
 
 class ProcessDriver:
@@ -250,6 +268,11 @@ class ProcessDriver:
 
     def send(self, message: Message) -> None:
         self._outbox.put(message)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process if self._conn is not None else None  # None: being replaced
+        return process.pid if process is not None and process.poll() is None else None
 
     @staticmethod
     def _send_loop(conn: Connection, outbox: queue.SimpleQueue[Message | None]) -> None:
@@ -356,6 +379,11 @@ class ThreadDriver:
 
     def send(self, message: Message) -> None:
         self._inbox.put(message)
+
+    @property
+    def pid(self) -> int | None:
+        alive = self._thread is not None and self._thread.is_alive()
+        return os.getpid() if alive else None
 
     async def stop(self) -> None:
         self._inbox.put(("stop",))

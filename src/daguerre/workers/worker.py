@@ -19,7 +19,9 @@ from daguerre.engine.workflows import GenerateImage, GenerateImageWithActivity
 from daguerre.priority import control_queue, express_queue, webhook_queue
 from daguerre.store import open_store
 from daguerre.workers.activities import RenderActivities, render_activities
+from daguerre.workers.endpoint import WorkerHealth, worker_endpoint
 from daguerre.workers.engine_client import Driver
+from daguerre.workers.registration import Registration, registered
 from daguerre.workers.webhooks import WebhookActivities
 
 log = logging.getLogger(__name__)
@@ -66,16 +68,29 @@ async def pool_workers(
     settings: Settings, pool: str, client: Client, driver: Driver | None = None
 ) -> AsyncIterator[list[Worker]]:
     """The Temporal workers of one pool, running until the block ends. The engine's core
-    (and the model) runs in a process of its own unless ``driver`` says otherwise."""
+    (and the model) runs in a process of its own unless ``driver`` says otherwise. The
+    process reports itself to the worker registry meanwhile, and serves its health and
+    metrics endpoint when ``worker_metrics_port`` is set (from before the model loads)."""
     pool_settings = configured_pool(settings, pool)
     store = open_store(settings)
     webhooks = WebhookActivities(store, settings)
+    health = WorkerHealth(client, store)
     try:
-        async with render_activities(store, settings, pool_settings, driver) as activities:
+        async with (
+            worker_endpoint(settings, health),
+            render_activities(store, settings, pool_settings, driver, health.metrics) as activities,
+        ):
+            health.engine = activities.engine
             workers = temporal_workers(settings, pool_settings, client, activities, webhooks)
             tasks = [asyncio.create_task(w.run()) for w in workers]
+            # Per job queue, as jobs_worker counts them.
+            slots = activities.batch_images + pool_settings.waiting_room
+            registration = Registration(
+                store, pool, slots, activities.batch_images, activities.metrics
+            )
             try:
-                yield workers
+                async with registered(registration, settings.worker_report_s):
+                    yield workers
             finally:
                 await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
                 await asyncio.gather(*tasks, return_exceptions=True)

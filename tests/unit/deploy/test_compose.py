@@ -58,11 +58,17 @@ def test_gateways_and_workers_share_what_must_be_shared() -> None:
         "DAGUERRE_REDIS_URL",
         "DAGUERRE_TEMPORAL_ADDRESS",
         "DAGUERRE_URL_SIGNING_SECRET",
-        "DAGUERRE_BLOB_DIR",
+        "DAGUERRE_BLOB_URL",
+        "DAGUERRE_S3_ENDPOINT_URL",
     ):
         assert len({env[key] for env in envs}) == 1, key
     assert envs[0]["DAGUERRE_DATABASE_URL"].startswith("postgresql+psycopg://")
-    # One blob folder for all until the object-store backend exists (see compose.yaml).
-    blob_dir = envs[0]["DAGUERRE_BLOB_DIR"]
+    # Blobs in the object store, which every container reaches by name: no shared folder.
+    assert envs[0]["DAGUERRE_BLOB_URL"] == "s3://daguerre"
+    assert envs[0]["DAGUERRE_S3_ENDPOINT_URL"] == "http://minio:9000"
     for name, svc in services.items():
-        assert f"blobs:{blob_dir}" in svc["volumes"], name
+        assert "DAGUERRE_BLOB_DIR" not in svc["environment"], name
+        assert not any(v.startswith("blobs:") for v in svc.get("volumes", [])), name
+        assert svc["depends_on"]["minio-bucket"] == {"condition": "service_completed_successfully"}
+    bucket = DOC["services"]["minio-bucket"]
+    assert "mc mb --ignore-existing local/daguerre" in bucket["command"][0]

@@ -132,3 +132,31 @@ def test_each_pool_scales_on_its_own_task_queues() -> None:
         triggers = scaled["spec"]["triggers"]
         assert {t["type"] for t in triggers} == {"temporal"}
         assert {t["metadata"]["taskQueue"] for t in triggers} == {queue, express_queue(queue)}
+
+
+def test_workers_have_probes_and_a_scraped_metrics_port() -> None:
+    for pool, doc in worker_pools().items():
+        (container,) = pod_containers(doc)
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        port = int(env["DAGUERRE_WORKER_METRICS_PORT"])
+        assert env["DAGUERRE_WORKER_METRICS_HOST"] == "0.0.0.0", pool
+        (declared,) = [p for p in container["ports"] if p["name"] == "metrics"]
+        assert declared["containerPort"] == port, pool
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+        annotations = doc["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", pool
+        assert annotations["prometheus.io/port"] == str(port), pool
+        assert annotations["prometheus.io/path"] == "/metrics", pool
+
+
+def test_blobs_are_in_the_object_store_not_a_shared_volume() -> None:
+    (config,) = [d for d in of_kind("ConfigMap") if d["metadata"]["name"] == "daguerre-config"]
+    assert config["data"]["DAGUERRE_BLOB_URL"].startswith("s3://")
+    assert "DAGUERRE_BLOB_DIR" not in config["data"]
+    Settings(**{"blob_url": config["data"]["DAGUERRE_BLOB_URL"]})  # a URL the settings accept
+    assert not of_kind("PersistentVolumeClaim")
+    for deployment in of_kind("Deployment"):
+        volumes = deployment["spec"]["template"]["spec"].get("volumes", [])
+        assert all("persistentVolumeClaim" not in v for v in volumes), deployment["metadata"]

@@ -10,7 +10,7 @@ async def test_healthz(gateway: Gateway) -> None:
 async def test_readyz_reports_each_dependency(gateway: Gateway) -> None:
     ready = await gateway.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "temporal": "ok", "blobs": "ok"}
     gateway.engine.available = False
     down = await gateway.client.get("/readyz")
     assert down.status_code == 503

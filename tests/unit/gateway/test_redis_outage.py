@@ -69,7 +69,12 @@ async def test_redis_killed_mid_run_and_back(setup: tuple[Gateway, RedisServer])
     assert limiter.redis_down
     readyz = await gateway.client.get("/readyz")
     assert readyz.status_code == 200 and readyz.json()["status"] == "ready"
-    assert readyz.json()["checks"] == {"database": "ok", "temporal": "ok", "redis": "unavailable"}
+    assert readyz.json()["checks"] == {
+        "database": "ok",
+        "temporal": "ok",
+        "blobs": "ok",
+        "redis": "unavailable",
+    }
     assert "daguerre_ratelimit_redis_fallbacks_total{mode=" in await metrics(gateway)
 
     await anyio.to_thread.run_sync(server.start)

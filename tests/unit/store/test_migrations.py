@@ -14,18 +14,18 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
     assert {"conversations", "turns", "controls"} <= tables
     columns = {c["name"] for c in inspect(store.db).get_columns("jobs")}
-    assert {"preemptions", "watched_until", "client_id"} <= columns
+    assert {"preemptions", "watched_until", "client_id", "swept_at", "expired_at"} <= columns
     keys = {c["name"] for c in inspect(store.db).get_columns("api_keys")}
     assert {"label", "expires_at", "scopes", "last_used_at"} <= keys
     accounts = {c["name"] for c in inspect(store.db).get_columns("accounts")}
     assert {"webhook_secret", "webhook_secret_previous"} <= accounts
-    assert current_revision(store.db) == "0006"
+    assert current_revision(store.db) == "0008"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
     upgrade_head(store.db)
     upgrade_head(store.db)
-    assert current_revision(store.db) == "0006"
+    assert current_revision(store.db) == "0008"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

@@ -239,7 +239,8 @@ async def test_partial_images_are_stored_at_their_steps(
 
 
 def test_edit_inputs_come_from_the_blob_store(store: Store) -> None:
-    from daguerre.models.base import ModelInputError
+    from temporalio.exceptions import ApplicationError
+
     from daguerre.workers.edits import load_edit_inputs
 
     buffer = io.BytesIO()
@@ -256,8 +257,11 @@ def test_edit_inputs_come_from_the_blob_store(store: Store) -> None:
     assert inputs.source is not None and inputs.source.size == (32, 32)
     assert inputs.encoding == b"tokens" and inputs.mask is None
     assert load_edit_inputs(store.blobs, JobSpec(prompt="p", model="fake")).source is None
-    with pytest.raises(ModelInputError, match="no longer stored"):
+    # A missing upload is the service's problem (most often a worker that cannot see the
+    # gateway's blob store), never the client's: retried, then a failure with this reason.
+    with pytest.raises(ApplicationError, match="not in this worker's blob store") as caught:
         load_edit_inputs(store.blobs, dataclasses.replace(spec, mask_key="uploads/j/mask.png"))
+    assert caught.value.type == "BlobMissing" and not caught.value.non_retryable
 
 
 # --- batching and preemption through the activities ------------------------------------
@@ -344,3 +348,34 @@ async def test_without_preemption_paid_work_waits_its_turn(
         assert all(row.status is JobStatus.SUCCEEDED for row in seen)
         job = store.jobs.get("jn")
         assert job is not None and job.preemptions == 0
+
+
+async def test_a_late_attempt_never_overwrites_a_job_finished_elsewhere(
+    activities: RenderActivities, store: Store
+) -> None:
+    """A worker cut off from the cluster renders on; meanwhile its job moved to another
+    host and succeeded there. When the cut attempt finishes it leaves that job alone."""
+    from daguerre.domain import ImageRecord
+
+    inp = submit(store, "moved", steps=40)
+
+    async def cut_off(job: object, update: object) -> bool:
+        return True  # its progress writes go nowhere: it never learns the job moved
+
+    activities._progress.publish = cut_off  # type: ignore[method-assign]
+    key = "images/moved/0.png"
+    theirs = ImageRecord(
+        "img-moved-0", "moved", 0, inp.account_id or "", key, None, "image/png", 128, 128
+    )
+
+    async def finish_elsewhere() -> None:
+        await asyncio.sleep(0.05)
+        store.blobs.put(key, b"the other host's image")
+        store.jobs.mark_running("moved", 40, None)
+        assert store.jobs.complete("moved", [theirs])
+
+    elsewhere = asyncio.create_task(finish_elsewhere())
+    out = await env_with([]).run(activities.render, inp)
+    await elsewhere
+    assert out.status == "succeeded" and out.image_ids == ["img-moved-0"]
+    assert store.blobs.get(key) == b"the other host's image"

@@ -2,7 +2,8 @@
 
 The estimate is the pool's backlog that runs no later than the job (its priority key or
 a smaller one, from the job table) divided by the pool's measured throughput (jobs
-finished in the last minute). Under load we give up latency before availability:
+finished in the last minute; until a few have, the capacity its workers report to the
+worker registry, capacity.py). Under load we give up latency before availability:
 
 - within the tier's wait budget: queued at the tier's priority;
 - past it, a ``defer`` tier: accepted as ``deferred`` and started at once at the lowest
@@ -30,10 +31,11 @@ from datetime import UTC, datetime, timedelta
 from daguerre.access import RenderDefaults, TierSettings
 from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
+from daguerre.gateway.access.capacity import live_workers, reported_throughput
 from daguerre.gateway.access.controls import LiveControls
 from daguerre.gateway.api.errors import APIError
 from daguerre.priority import DEFERRED
-from daguerre.store import QueueStats
+from daguerre.store import QueueStats, WorkerRegistry
 
 THROUGHPUT_WINDOW_S = 60.0
 # Below this many finished jobs in the window the rate says little; use render times.
@@ -95,10 +97,17 @@ class Pace:
 
 
 class Admission:
-    def __init__(self, settings: Settings, stats: QueueStats, controls: LiveControls) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stats: QueueStats,
+        controls: LiveControls,
+        workers: WorkerRegistry | None = None,
+    ) -> None:
         self._settings = settings
         self._stats = stats
         self._controls = controls
+        self._workers = workers  # what the workers report of their capacity
         self._throughput: dict[str, _Cached] = {}
         self._degraded: dict[str, bool] = {}
         self._cache_s = 1.0
@@ -125,13 +134,24 @@ class Admission:
             span = max(1.0, (datetime.now(UTC) - oldest).total_seconds())
             value = count / span
         else:
-            render_s = self._stats.recent_render_seconds(pool)
-            if render_s:
-                # One render at a time per process: a low guess (batching runs many),
-                # and only until the pool has finished a few jobs in the window.
-                value = max(1, self._settings.pools[pool].processes) / render_s
+            value = self.capacity(pool)
         cached.at, cached.value = now, value
         return value
+
+    def capacity(self, pool: str) -> float | None:
+        """Jobs per second the pool can finish, until it has finished enough jobs in the
+        window to measure it: what its live workers report (capacity.py), wherever they
+        run. Only when no worker has reported (none is up yet, or the registry cannot be
+        read), the old guess from the launcher's ``processes`` setting, which says nothing
+        of workers on other hosts."""
+        render_s = self._stats.recent_render_seconds(pool)
+        workers = live_workers(self._workers, pool, self._settings.worker_report_s)
+        if workers:
+            return reported_throughput(workers, render_s)
+        if render_s:
+            # One render at a time per process: a low guess (batching runs many).
+            return max(1, self._settings.pools[pool].processes) / render_s
+        return None
 
     def fresh(self, pool: str) -> bool:
         """Whether ``decide`` for ``pool`` would read nothing from the database now: the

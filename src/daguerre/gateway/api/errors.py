@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from daguerre.gateway.api import route_table
 from daguerre.gateway.api.security_headers import DEFAULTS as SECURITY_HEADERS
+from daguerre.store.blobs import BlobStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,19 @@ async def _on_body_too_large(_: Request, exc: Exception) -> JSONResponse:
     return error_response(413, str(exc), code="request_too_large")
 
 
+async def _on_blob_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The detail (endpoint, bucket, what to fix) is the operator's; the client only
+    # needs to know that the request was fine and is worth repeating.
+    log.warning("blob store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503,
+        "Image storage is unavailable; please retry shortly.",
+        type="server_error",
+        code="storage_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     # Answered by Starlette's outermost middleware, past SecurityHeadersMiddleware:
@@ -201,6 +215,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(BodyTooLarge, _on_body_too_large)
+    app.add_exception_handler(BlobStoreUnavailable, _on_blob_store_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -20,8 +20,10 @@ from typing import Any
 
 from daguerre.domain import JobRecord
 from daguerre.gateway.api import sse
+from daguerre.gateway.api.errors import APIError
 from daguerre.gateway.api.schemas import InputTokensDetails, Usage
 from daguerre.gateway.context import Services
+from daguerre.gateway.services import image_blobs
 from daguerre.progress import ProgressEvent
 
 BACKGROUNDS = ("transparent", "opaque", "auto")
@@ -90,7 +92,11 @@ async def events(
         sent = max(sent, len(event.partial_keys))
         if event.kind == "completed":
             for image in job.images:
-                data = await _blob(services, image.blob_key) or b""
+                try:
+                    data = await image_blobs.read_image(services, image, job)
+                except APIError as missing:  # never a "completed" with no image in it
+                    yield sse.error_event(missing)
+                    return
                 body = {
                     "type": f"{kind}.completed",
                     "b64_json": base64.b64encode(data).decode(),

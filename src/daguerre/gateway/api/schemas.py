@@ -221,6 +221,11 @@ class JobPublic(BaseModel):
     degraded: bool = Field(
         default=False, description="Rendered with the plan's reduced settings (a busy pool)."
     )
+    expired_at: float | None = Field(
+        default=None,
+        description="When the job's images were deleted, at the end of the time its plan "
+        "keeps them (their URLs then answer 410). None: still kept.",
+    )
 
 
 class ModelPublic(BaseModel):

@@ -60,7 +60,8 @@ def _parent(turns: list[TurnRecord], body: TurnCreate) -> TurnRecord | None:
 async def _edit_source(services: Services, parent: TurnRecord, required: bool) -> JobRecord | None:
     """The parent's finished job, or None when ``auto`` should draw anew instead."""
     job = await _job(services, parent.job_id)
-    if job is not None and job.status is JobStatus.SUCCEEDED and job.images:
+    expired = job is not None and job.expired_at is not None
+    if job is not None and job.status is JobStatus.SUCCEEDED and job.images and not expired:
         return job
     if job is not None and not job.is_terminal:
         raise APIError(
@@ -70,10 +71,12 @@ async def _edit_source(services: Services, parent: TurnRecord, required: bool) -
             code="source_not_ready",
         )
     if required:
-        outcome = job.status.value if job is not None else "is gone"
+        outcome = f"its job {job.status.value}" if job is not None else "its job is gone"
+        if expired:
+            outcome = "its image was deleted at the end of the time your plan keeps images"
         raise APIError(
             409,
-            f"Turn {parent.index} has no image to edit (its job {outcome}).",
+            f"Turn {parent.index} has no image to edit ({outcome}).",
             param="from_turn",
             code="source_unavailable",
         )

@@ -330,6 +330,7 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
         finished_at=job.finished_at,
         tier=job.tier,
         degraded=job.degraded,
+        expired_at=job.expired_at,
         images=[
             ImagePublic(
                 id=image.id,

@@ -28,7 +28,7 @@ from daguerre.gateway.api.schemas import (
     ImagesPublic,
 )
 from daguerre.gateway.context import Services
-from daguerre.gateway.services import edits, job_ids, job_waits, jobs
+from daguerre.gateway.services import edits, image_blobs, job_ids, job_waits, jobs
 from daguerre.store.threads import run_blocking
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -161,7 +161,7 @@ async def _images_body(
         if response_format == "url":
             data.append(ImageData(url=jobs.image_url(services, base_url, image)))
         else:
-            raw = await run_blocking(services.store.blobs.get, image.blob_key)
+            raw = await image_blobs.read_image(services, image, job)
             data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
     spec = job.spec
     return ImagesPublic(
@@ -242,7 +242,7 @@ async def image_file(
         image = None  # someone else's image is no different from a missing one
     if image is None:
         raise not_found(f"No image found with id '{image_id}'.")
-    raw = await run_blocking(services.store.blobs.get, image.blob_key)
+    raw = await image_blobs.read_image(services, image)
     return Response(
         raw, media_type=image.media_type, headers={"Cache-Control": "private, max-age=3600"}
     )
