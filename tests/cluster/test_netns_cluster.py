@@ -12,7 +12,7 @@ Temporal runs with deploy/temporal/dynamicconfig.yaml, as a deployment's should.
 measure: DAGUERRE_TEST_CLUSTER_HEARTBEAT_S sets heartbeat_timeout_s (5 here: the
 setting's default, set anyway so that the test's timing never follows a new default),
 DAGUERRE_TEST_CLUSTER_TEMPORAL_CONFIG=dev runs Temporal with the launcher's dynamic config
-instead (no frontend keepalive), and `-s` prints the figures (docs/deploy.md, "Measured
+instead (its flags; the same values now), and `-s` prints the figures (docs/deploy.md, "Measured
 here"). It runs in `make test` (as root, ~30 s); select it with `-m cluster`, leave it
 out with `-m "not cluster"`.
 """
