@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,26 @@ class Stack:
         return self.store.accounts.create_api_key(account.id)
 
 
+@contextmanager
+def running_stack(config: StackConfig, data_dir: Path) -> Iterator[Stack]:
+    """A gateway and an api-pool worker as subprocesses on ``config``, stopped after."""
+    store = open_store(config.settings())
+    port = free_port()
+    worker = start_worker(config, "api", data_dir)
+    try:
+        gateway = start_gateway(config, port, data_dir)
+    except BaseException:
+        worker.stop()
+        store.close()
+        raise
+    try:
+        yield Stack(config, store, f"http://127.0.0.1:{port}", gateway, worker)
+    finally:
+        gateway.stop()
+        worker.stop()
+        store.close()
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, temporal_address: str, e2e_model: str
@@ -85,15 +106,5 @@ def stack(
     # A short pause per step, so that progress shows even for a model faster than the
     # progress interval (as `daguerre generate`'s test expects to see it).
     config = StackConfig(data_dir, unique_tag(), temporal_address, e2e_model, step_delay_s=0.05)
-    store = open_store(config.settings())
-    port = free_port()
-    worker = start_worker(config, "api", data_dir)
-    try:
-        gateway = start_gateway(config, port, data_dir)
-    except BaseException:
-        worker.stop()
-        raise
-    yield Stack(config, store, f"http://127.0.0.1:{port}", gateway, worker)
-    gateway.stop()
-    worker.stop()
-    store.close()
+    with running_stack(config, data_dir) as stack:
+        yield stack

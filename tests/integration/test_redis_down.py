@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daguerre.store import open_store
-from tests.integration.conftest import Stack, unique_tag
+from tests.integration.conftest import Stack, running_stack, unique_tag
 from tests.support.redis_server import RedisServer
-from tests.support.stack import StackConfig, free_port, start_gateway, start_worker, wait_until
+from tests.support.stack import StackConfig, wait_until
 
 
 @pytest.fixture
@@ -39,18 +38,8 @@ def redis_stack(tmp_path: Path, temporal_address: str, redis: RedisServer) -> It
         "redis_fallback_poll_s": 0.5,
     }
     config = StackConfig(tmp_path, unique_tag(), temporal_address, values=values, step_delay_s=0.05)
-    store = open_store(config.settings())
-    worker = start_worker(config, "api", tmp_path)
-    try:
-        gateway = start_gateway(config, free_port(), tmp_path)
-    except BaseException:
-        worker.stop()
-        raise
-    port = gateway.popen.args[gateway.popen.args.index("--port") + 1]  # type: ignore[union-attr]
-    yield Stack(config, store, f"http://127.0.0.1:{port}", gateway, worker)
-    gateway.stop()
-    worker.stop()
-    store.close()
+    with running_stack(config, tmp_path) as stack:
+        yield stack
 
 
 def _generate(http: httpx.Client, key: str, statuses: list[int], stream: bool = False) -> None:

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from daguerre.store import open_store
-from tests.integration.conftest import Stack, unique_tag
+from tests.integration.conftest import Stack, running_stack, unique_tag
 from tests.integration.test_openai_client import PROMPT, client
-from tests.support.stack import StackConfig, free_port, start_gateway, start_worker
+from tests.support.stack import StackConfig
 from tests.unit.progress.test_redis_pubsub import REDIS_URL
 
 
@@ -32,22 +31,8 @@ def redis_stack(tmp_path: Path, temporal_address: str, e2e_model: str) -> Iterat
         "events_poll_interval_s": 300,
     }
     config = StackConfig(tmp_path, unique_tag(), temporal_address, e2e_model, values, 0.05)
-    store = open_store(config.settings())
-    worker = start_worker(config, "api", tmp_path)
-    try:
-        gateway = start_gateway(config, free_port(), tmp_path)
-    except BaseException:
-        worker.stop()
-        raise
-    yield Stack(config, store, f"http://127.0.0.1:{gateway_port(gateway)}", gateway, worker)
-    gateway.stop()
-    worker.stop()
-    store.close()
-
-
-def gateway_port(gateway: object) -> int:
-    args = gateway.popen.args  # type: ignore[attr-defined]
-    return int(args[args.index("--port") + 1])
+    with running_stack(config, tmp_path) as stack:
+        yield stack
 
 
 def test_stream_follows_events_through_redis(redis_stack: Stack) -> None:

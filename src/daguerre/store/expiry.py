@@ -15,6 +15,7 @@ and the marks are plain updates.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,30 +33,19 @@ class JobExpiry:
     def unswept(self, finished_before: datetime, limit: int) -> list[str]:
         """Jobs that ended before ``finished_before`` whose leftovers were not swept yet,
         oldest first."""
-        query = (
-            select(JobRow.id)
-            .where(
-                JobRow.status.in_(_TERMINAL),
-                JobRow.finished_at < finished_before,
-                JobRow.swept_at.is_(None),
-            )
-            .order_by(JobRow.finished_at)
-            .limit(limit)
-        )
-        with self._sessions() as session:
-            return list(session.scalars(query))
+        return self._oldest(finished_before, limit, JobRow.swept_at.is_(None))
 
     def expiring(self, tier: str, finished_before: datetime, limit: int) -> list[str]:
         """Jobs of ``tier`` that ended before ``finished_before`` and still hold their
         images, oldest first."""
+        return self._oldest(
+            finished_before, limit, JobRow.tier == tier, JobRow.expired_at.is_(None)
+        )
+
+    def _oldest(self, finished_before: datetime, limit: int, *where: Any) -> list[str]:
         query = (
             select(JobRow.id)
-            .where(
-                JobRow.tier == tier,
-                JobRow.status.in_(_TERMINAL),
-                JobRow.finished_at < finished_before,
-                JobRow.expired_at.is_(None),
-            )
+            .where(JobRow.status.in_(_TERMINAL), JobRow.finished_at < finished_before, *where)
             .order_by(JobRow.finished_at)
             .limit(limit)
         )

@@ -4,7 +4,6 @@ the priority admission gave them) or failed with a reason; live ones are left al
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from daguerre.gateway.app import create_app
 from daguerre.gateway.services import reconciler as reconciler_module
 from daguerre.gateway.services.reconciler import Reconciler
 from daguerre.priority import DEFERRED
-from daguerre.store import Store, open_store
+from daguerre.store import Store
 from daguerre.store.tables import JobRow, utcnow
 from tests.support.engine import FakeEngine
 
@@ -49,13 +48,6 @@ class Engine(FakeEngine):
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, orphan_min_age_s=30)
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from daguerre.blob_layout import checkpoint_key, partial_key
 from daguerre.config import PoolSettings, Settings
 from daguerre.domain import JobSpec, JobStatus
 from daguerre.engine.contracts import FinalizeInput, RenderInput
-from daguerre.store import Store, open_store
+from daguerre.store import Store
 from daguerre.workers.activities import RenderActivities, render_activities
 from daguerre.workers.engine_client import ThreadDriver, build_core
 from daguerre.workers.runtime import requests_for
@@ -39,13 +39,6 @@ def settings(tmp_path: Path) -> Settings:
         progress_interval_s=0,
         heartbeat_timeout_s=0.3,
     )
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
-    yield store
-    store.close()
 
 
 async def running(settings: Settings, store: Store, **pool: Any) -> AsyncIterator[RenderActivities]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pytest
 
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
 from daguerre.config import PoolSettings, Settings
-from daguerre.store import Store, open_store
+from daguerre.store import Store
 from daguerre.workers.activities import RenderActivities, render_activities
 from daguerre.workers.endpoint import WorkerEndpoint, WorkerHealth, worker_endpoint
 from daguerre.workers.engine_client import ThreadDriver, build_core
@@ -47,13 +47,6 @@ class Worker:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, model="fake", model_options={"step_delay_s": 0.002})
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
-    yield store
-    store.close()
 
 
 @pytest.fixture

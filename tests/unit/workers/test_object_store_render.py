@@ -13,7 +13,7 @@ from PIL import Image
 
 from daguerre.config import Settings
 from daguerre.domain import JobStatus
-from daguerre.store import Store, open_store
+from daguerre.store import Store
 from daguerre.store.object_blobs import S3BlobStore
 from daguerre.workers.activities import RenderActivities
 from tests.support.s3_server import S3Server, s3_server
@@ -37,13 +37,6 @@ def settings(server: S3Server, tmp_path: Path) -> Settings:
         heartbeat_timeout_s=0.3,
         **server.settings_values(tmp_path.name),
     )
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -48,13 +48,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path)
 
 
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
-    yield store
-    store.close()
-
-
 def final_job(store: Store, account: Account, url: str, job_id: str = "job-1") -> str:
     store.jobs.create(job_id, account.id, "api", SPEC, webhook_url=url)
     store.jobs.finish(job_id, JobStatus.FAILED, "it failed", "render_failed")
