@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -203,6 +204,18 @@ def test_a_missing_bucket_says_so(server: S3Server, tmp_path: Path) -> None:
         assert "s3://no-such-bucket/p" in str(raised.value)
 
 
+def _pointed_at(tmp_path: Path, endpoint: str, **values: Any) -> Settings:
+    """Settings whose blobs are in ``s3://bucket`` at ``endpoint`` (a fake server)."""
+    return Settings(
+        data_dir=tmp_path,
+        blob_url="s3://bucket",
+        s3_endpoint_url=endpoint,
+        s3_access_key_id="k",
+        s3_secret_access_key="s",
+        **values,
+    )
+
+
 def test_a_store_that_never_answers_times_out(tmp_path: Path) -> None:
     # A listener that accepts connections (the kernel does, from its backlog) and never
     # answers: only the read timeout ends each attempt.
@@ -210,15 +223,7 @@ def test_a_store_that_never_answers_times_out(tmp_path: Path) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        settings = Settings(
-            data_dir=tmp_path,
-            blob_url="s3://bucket",
-            s3_endpoint_url=endpoint,
-            s3_access_key_id="k",
-            s3_secret_access_key="s",
-            s3_timeout_s=0.3,
-            s3_max_attempts=2,
-        )
+        settings = _pointed_at(tmp_path, endpoint, s3_timeout_s=0.3, s3_max_attempts=2)
         started = time.monotonic()
         with pytest.raises(BlobStoreUnavailable, match="unreachable or failing") as raised:
             open_blobs(settings).get("images/j/0.png")
@@ -250,14 +255,7 @@ def test_server_errors_are_retried_then_reported(tmp_path: Path) -> None:
     threading.Thread(target=front.serve_forever, daemon=True).start()
     try:
         endpoint = f"http://127.0.0.1:{front.server_address[1]}"
-        settings = Settings(
-            data_dir=tmp_path,
-            blob_url="s3://bucket",
-            s3_endpoint_url=endpoint,
-            s3_access_key_id="k",
-            s3_secret_access_key="s",
-            s3_max_attempts=3,
-        )
+        settings = _pointed_at(tmp_path, endpoint, s3_max_attempts=3)
         with pytest.raises(BlobStoreUnavailable, match="ServiceUnavailable") as raised:
             open_blobs(settings).get("images/j/0.png")
     finally:
