@@ -79,11 +79,15 @@ class Heartbeat:
 async def _updates(ticket: Ticket, keepalive_s: float) -> AsyncIterator[Update | None]:
     """The ticket's updates, and None whenever none came for ``keepalive_s``."""
     while True:
+        # The timeout covers the wait only, never the yield: a timer still armed while
+        # the caller handles an update (a checkpoint written to a slow store) would fire
+        # into the caller's own await and cancel the render.
         try:
             async with asyncio.timeout(keepalive_s):
-                yield await ticket.updates.get()
+                update: Update | None = await ticket.updates.get()
         except TimeoutError:
-            yield None
+            update = None
+        yield update
 
 
 class RenderActivities:
@@ -207,12 +211,13 @@ class RenderActivities:
         job_id = job.job_id
         # An attempt cut off from the cluster (a lost host) may finish after its job moved
         # and succeeded elsewhere: it must not overwrite the images clients already have.
-        row = await run_blocking(self._store.jobs.get, job_id)
-        if row is None:
+        # One narrow query: the whole row only when it is needed (rarely).
+        state = (await run_blocking(self._store.jobs.states, [job_id])).get(job_id)
+        if state is None:
             raise ApplicationError(f"job {job_id} does not exist", type="JobNotFound")
-        if row.is_terminal:
-            return RenderOutput(job_id, row.status.value, [i.id for i in row.images])
-        account_id = inp.account_id or row.account_id
+        if JobStatus(state[0]).is_terminal:
+            return await self._current(job_id)
+        account_id = inp.account_id or await self._account_of(job_id)
         images = await run_blocking(
             store_images, self._store.blobs, job_id, account_id, job.spec, results, edit
         )
@@ -230,6 +235,14 @@ class RenderActivities:
         )
         await self._checkpoints.clear(job_id, written_elsewhere=True)
         return FinalizeOutput(changed=changed)
+
+    async def _account_of(self, job_id: str) -> str:
+        """The job's owner, for a render input without it (a workflow started before
+        renders carried it)."""
+        job = await run_blocking(self._store.jobs.get, job_id)
+        if job is None:
+            raise ApplicationError(f"job {job_id} does not exist", type="JobNotFound")
+        return job.account_id
 
     async def _current(self, job_id: str) -> RenderOutput:
         job = await run_blocking(self._store.jobs.get, job_id)
