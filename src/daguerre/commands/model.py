@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,23 +100,61 @@ def eval_builtin(
         Path | None, typer.Option("--json", help="Also write the table as JSON.")
     ] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights file (default: shipped).")] = None,
+    sources: Annotated[
+        str,
+        typer.Option(
+            help="'own': captions and edits of our own renders; 'foreign': edits of sources"
+            " drawn by the evaluation's held-out renderers (--per-edit-kind per kind each)."
+        ),
+    ] = "own",
+    chains: Annotated[
+        int, typer.Option(help="Also score this many 5-turn edit chains (0: none).")
+    ] = 0,
 ) -> None:
     """Score the built-in model on fresh captions, held-out combinations and edits."""
-    from daguerre.models.builtin.backend import BuiltinModel
-    from daguerre.models.builtin.training.evaluate import EVAL_SEED, evaluate, sample_grid
+    from daguerre.models.builtin.training.evaluate import EVAL_SEED, sample_grid
 
-    model = BuiltinModel(weights_path=weights)
-    model.setup("cpu")
-    scores = evaluate(
-        model,
-        per_set=per_set,
-        per_edit_kind=per_edit_kind,
-        masked=masked,
+    if sources not in ("own", "foreign"):
+        raise typer.BadParameter("--sources must be 'own' or 'foreign'")
+    scores = _builtin_scores(
+        weights,
+        sources,
         seed=EVAL_SEED if seed is None else seed,
-        log=typer.echo,
+        sizes=(per_set, per_edit_kind, masked, chains),
     )
     sample_grid(scores, grid)
     typer.echo(f"sample grid: {grid}")
     if json_out:
         rows = [s.row() for s in scores.values()]
         json_out.write_text(json.dumps(rows, indent=2))
+
+
+def _builtin_scores(
+    weights: Path | None, sources: str, *, seed: int, sizes: tuple[int, int, int, int]
+) -> dict[str, Any]:
+    """Run the chosen sets; ``sizes`` is (per_set, per_edit_kind, masked, chains)."""
+    from daguerre.models.builtin.backend import BuiltinModel
+    from daguerre.models.builtin.training.evaluate import evaluate
+    from daguerre.models.builtin.training.evaluate_foreign import (
+        evaluate_chains,
+        evaluate_foreign,
+    )
+
+    per_set, per_edit_kind, masked, chains = sizes
+    model = BuiltinModel(weights_path=weights)
+    model.setup("cpu")
+    if sources == "own":
+        scores = evaluate(
+            model,
+            per_set=per_set,
+            per_edit_kind=per_edit_kind,
+            masked=masked,
+            seed=seed,
+            log=typer.echo,
+        )
+    else:
+        scores = evaluate_foreign(model, per_kind=per_edit_kind, seed=seed, log=typer.echo)
+    if chains:
+        chain_score = evaluate_chains(model, chains=chains, seed=seed, log=typer.echo)
+        scores[chain_score.name] = chain_score
+    return scores
