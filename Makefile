@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install lint typecheck fmt clean screenshots
+.PHONY: up test test-cluster install lint typecheck fmt clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
+
+# The network-namespace cluster test (root; ~30 s): a worker host cut mid-load.
+test-cluster: $(STAMP)
+	DAGUERRE_TEST_CLUSTER=1 $(PY) -m pytest -q -s -m cluster tests/cluster
 
 # The pictures of docs/web.md, taken by the browser tests: the one command that writes them
 # into the tree (`make test` takes them into a scratch folder).

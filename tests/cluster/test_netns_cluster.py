@@ -13,8 +13,9 @@ measure: DAGUERRE_TEST_CLUSTER_HEARTBEAT_S sets heartbeat_timeout_s (5 here: the
 setting's default, set anyway so that the test's timing never follows a new default),
 DAGUERRE_TEST_CLUSTER_TEMPORAL_CONFIG=dev runs Temporal with the launcher's dynamic config
 instead (its flags; the same values now), and `-s` prints the figures (docs/deploy.md, "Measured
-here"). It runs in `make test` (as root, ~30 s); select it with `-m cluster`, leave it
-out with `-m "not cluster"`.
+here"). It runs with `make test-cluster` (root, ~30 s, DAGUERRE_TEST_CLUSTER=1), not in
+`make test`, while a rare stall is open (docs/deploy.md); on a failure it prints what
+Temporal says of every unfinished job.
 """
 
 from __future__ import annotations
@@ -216,15 +217,40 @@ async def run_scenario(c: Cluster) -> None:
         moves.cut_at = time.monotonic()
         await asyncio.sleep(0.5)  # a write w1 had sent lands; none that it sends after does
         moves.step_at_cut = {i: r.step for i, r in (await rows(c)).items()}
-        await asyncio.wait_for(
-            asyncio.gather(follow(c, ids, moved, moves), watch_as_a_client(http, ids, seen)),
-            timeout=120,
-        )
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(follow(c, ids, moved, moves), watch_as_a_client(http, ids, seen)),
+                timeout=120,
+            )
+        except TimeoutError:
+            await print_stuck(c, temporal, ids)
+            raise
         drained_s = time.monotonic() - moves.cut_at
         await check_outcome(c, temporal, ids, moved, moves, seen)
         rejoin_s = await check_rejoin(c, temporal, http, seen)
     report(moves, moved, drained_s, rejoin_s, time.monotonic() - started)
     assert not seen.server_errors, seen.server_errors
+
+
+async def print_stuck(c: Cluster, temporal: Client, ids: list[str]) -> None:
+    """What Temporal says of every job that is not final yet (the test is failing)."""
+    current = await rows(c)
+    for job_id in ids:
+        row = current[job_id]
+        if row.status in {"succeeded", "failed", "cancelled"}:
+            continue
+        handle = temporal.get_workflow_handle(row.id)
+        history = await handle.fetch_history()
+        events = [
+            f"{e.event_id}:{e.event_type.name if hasattr(e.event_type, 'name') else e.event_type}"
+            for e in history.events
+        ]
+        described = await handle.describe()
+        raw = described.raw_description
+        print(f"STUCK {job_id} row={row.status} attempts={row.attempts} step={row.step}")
+        print(f"  events: {events}")
+        print(f"  pending workflow task: {raw.pending_workflow_task}")
+        print(f"  pending activities: {list(raw.pending_activities)}")
 
 
 async def check_outcome(

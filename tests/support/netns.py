@@ -30,7 +30,11 @@ from daguerre.procs import port_open
 
 
 def skip_unless_possible() -> None:
-    """Skip the calling test, saying why, where namespaces cannot be made."""
+    """Skip the calling test, saying why, unless asked for (``make test-cluster`` sets
+    DAGUERRE_TEST_CLUSTER=1) and namespaces can be made."""
+    if os.environ.get("DAGUERRE_TEST_CLUSTER") != "1":
+        # Out of `make test` while a rare stall is open (docs/deploy.md, "Measured here").
+        pytest.skip("the cluster test runs with `make test-cluster` (DAGUERRE_TEST_CLUSTER=1)")
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (this test runs as root on CI)")
     if shutil.which("ip") is None:
