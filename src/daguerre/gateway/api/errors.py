@@ -96,15 +96,19 @@ def not_found(message: str) -> APIError:
     return APIError(404, message, code="not_found")
 
 
-def engine_unavailable(retry: str = "retry") -> APIError:
-    """The 503 for a render engine (Temporal) that cannot be reached: the client's
-    request is fine and worth repeating soon (``retry``: what to repeat)."""
+def retry_later(message: str, code: str, retry_after_s: int = 5) -> APIError:
+    """A 503: something the service needs is down or slow, and the client's request is
+    fine and worth repeating after ``retry_after_s`` (sent as Retry-After)."""
     return APIError(
-        503,
-        f"The render engine is unavailable; please {retry} shortly.",
-        type="server_error",
-        code="engine_unavailable",
-        headers={"Retry-After": "5"},
+        503, message, type="server_error", code=code, headers={"Retry-After": str(retry_after_s)}
+    )
+
+
+def engine_unavailable(retry: str = "retry") -> APIError:
+    """The 503 for a render engine (Temporal) that cannot be reached (``retry``: what to
+    repeat)."""
+    return retry_later(
+        f"The render engine is unavailable; please {retry} shortly.", "engine_unavailable"
     )
 
 
@@ -188,13 +192,8 @@ async def _on_blob_store_unavailable(request: Request, exc: Exception) -> JSONRe
     # The detail (endpoint, bucket, what to fix) is the operator's; the client only
     # needs to know that the request was fine and is worth repeating.
     log.warning("blob store unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(
-        503,
-        "Image storage is unavailable; please retry shortly.",
-        type="server_error",
-        code="storage_unavailable",
-        headers={"Retry-After": "5"},
-    )
+    message = "Image storage is unavailable; please retry shortly."
+    return retry_later(message, "storage_unavailable").response()
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

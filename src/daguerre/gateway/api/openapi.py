@@ -32,7 +32,7 @@ DESCRIPTIONS = {
     "409": "Conflict with the resource's state, or an id used for another request.",
     "413": "The request body is over the size limit.",
     "429": "Rate limit or capacity: retry after ``Retry-After`` seconds.",
-    "503": "The render engine is unavailable or the wait timed out; retry later.",
+    "503": "The render engine or image storage is unavailable, or the wait timed out; retry later.",
 }
 _RETRY_AFTER = {
     "Retry-After": {

@@ -18,7 +18,7 @@ from daguerre.gateway.access import gates
 from daguerre.gateway.access.streams import Release
 from daguerre.gateway.api import image_stream, sse
 from daguerre.gateway.api.deps import AccountDep, OptionalAccountDep, ServicesDep
-from daguerre.gateway.api.errors import APIError, bad_request, not_found
+from daguerre.gateway.api.errors import APIError, bad_request, not_found, retry_later
 from daguerre.gateway.api.schemas import (
     ImageData,
     ImageEditCreate,
@@ -138,13 +138,10 @@ async def _answer(
         async with asyncio.timeout(services.settings.sync_wait_timeout_s):
             done = await job_waits.wait_finished(services, job.id)
     except TimeoutError:
-        raise APIError(
-            503,
-            f"The image is still rendering as job '{job.id}'; fetch it from GET /v1/jobs/{job.id}.",
-            type="server_error",
-            code="timeout",
-            headers={"Retry-After": "10"},
-        ) from None
+        message = (
+            f"The image is still rendering as job '{job.id}'; fetch it from GET /v1/jobs/{job.id}."
+        )
+        raise retry_later(message, "timeout", retry_after_s=10) from None
     if done is None:
         raise APIError(500, f"Job '{job.id}' disappeared.", type="server_error")
     error = sse.outcome_error(done, f"Job '{done.id}'")
