@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from sqlalchemy import event
 
 from daguerre.blob_layout import preview_key
-from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
 from daguerre.progress.polling import PollingProgressFeed
-from daguerre.store import Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(Settings(data_dir=tmp_path))
-    yield store
-    store.close()
+from daguerre.store import Store
 
 
 def publish(store: Store, job_id: str, step: int, png: bytes) -> None:

@@ -12,10 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
 from daguerre.progress.redis_pubsub import RedisAnnouncer, RedisProgressFeed, RedisSignal
-from daguerre.store import Store, open_store
+from daguerre.store import Store
 from tests.support.redis_server import RedisServer, redis_server
 
 
@@ -23,13 +22,6 @@ from tests.support.redis_server import RedisServer, redis_server
 def server(tmp_path: Path) -> Iterator[RedisServer]:
     with redis_server(tmp_path / "redis") as server:
         yield server
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(Settings(data_dir=tmp_path))
-    yield store
-    store.close()
 
 
 def test_announcer_never_raises_and_warns_once(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -20,7 +19,7 @@ from daguerre.config import Settings
 from daguerre.domain import JobSpec, JobStatus
 from daguerre.progress import announcer, progress_feed
 from daguerre.progress.redis_pubsub import RedisAnnouncer, RedisProgressFeed
-from daguerre.store import Store, open_store
+from daguerre.store import Store
 
 REDIS_URL = os.environ.get("DAGUERRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -32,13 +31,6 @@ def redis_url() -> str:
     except (redis.RedisError, OSError) as err:
         pytest.skip(f"no Redis at {REDIS_URL}: {err}")
     return REDIS_URL
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(Settings(data_dir=tmp_path))
-    yield store
-    store.close()
 
 
 async def test_events_arrive_through_redis(store: Store, redis_url: str, tmp_path: Path) -> None:
