@@ -37,6 +37,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A host cut off the network in the middle of a transaction leaves its session open on
+# the server, holding its row locks, until the server notices the peer is gone: hours with
+# default TCP settings. Another worker that takes over one of its jobs then waits on that
+# row, and with it every write queued behind (seen as a whole worker stalling after a
+# network cut, tests/cluster). Our transactions last milliseconds, so the server may end a
+# session idle inside one after this long; the keepalives let both ends notice a dead peer
+# within about 25 s even outside a transaction.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
+_POSTGRES_SESSION = (
+    f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 5",
+    "SET tcp_keepalives_count = 3",
+)
+_CLIENT_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for statement in _POSTGRES_SESSION:
+        cursor.execute(statement)
+    cursor.close()
+    # SET opened a transaction; leave the connection clean for the pool.
+    dbapi_connection.commit()
+
+
 def make_engine(url: str) -> Engine:
     if is_sqlite(url):
         path = sqlite_path(url)
@@ -60,7 +91,20 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        connect_args=_CLIENT_KEEPALIVES if _is_postgres(url) else {},
+    )
+    if _is_postgres(url):
+        event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+def _is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
