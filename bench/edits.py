@@ -33,9 +33,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import Stack
 
+from daguerre.models.builtin import grammar
+from daguerre.models.builtin.checker import check, check_scene
 from daguerre.models.builtin.scene import Scene, render
-from daguerre.models.builtin.training import grammar
-from daguerre.models.builtin.training.checker import check, check_scene
 from daguerre.models.builtin.training.data import sample_edit_example
 
 # (kind, source scene, instruction, what the result must match)

@@ -1,6 +1,7 @@
 """Speed of a model on this machine: one image, and batched throughput.
 
     .venv/bin/python bench/model.py [--threads 1] [--repeats 5]
+    .venv/bin/python bench/model.py --against '{"retries": 0}'   # the same run, A/B
     .venv/bin/python bench/model.py --model diffusers --device cuda \
         --options '{"pipeline": "/models/sd-turbo", "steps": 4}' --batches 1,2,4,8,16,32
 
@@ -14,7 +15,10 @@ Prints the latency of one image at the service's default settings, then two tabl
   docs/performance.md, "Sizing a pool's batch budget").
 
 Numbers, not pass/fail: the machine is shared and noisy, so each figure is the best of
-several repeats.
+several repeats. ``--against OPTIONS`` loads a second instance of the model with other
+options and measures both in the same run, alternating repeats so that drift in the
+machine's speed lands on both (for the built-in model, ``{"retries": 0}`` is the model
+without its result check and redraws).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import time
 from typing import Any
 
 from daguerre.models.base import ImageModel, RenderRequest, render
+from daguerre.models.builtin.grammar import sample_caption
 from daguerre.models.builtin.scene import sample_scene
-from daguerre.models.builtin.training.grammar import sample_caption
 from daguerre.models.registry import create_model
 
 
@@ -80,7 +84,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="built-in model only")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batches", default="1,2,4,8,16,32,64,128")
+    parser.add_argument("--against", default=None, help="options of a second instance (A/B)")
     args = parser.parse_args()
+    if args.against is not None:
+        compare(args)
+        return
     options: dict[str, Any] = json.loads(args.options)
     if args.model == "builtin":
         options.setdefault("threads", args.threads)
@@ -129,6 +137,45 @@ def main() -> None:
         f"one edit: {edit_px * 1000:.1f} ms from pixels, "
         f"{edit_tok * 1000:.1f} ms from stored tokens"
     )
+
+
+def compare(args: argparse.Namespace) -> None:
+    """One image and the engine's batched throughput of two instances, repeats alternated."""
+    variants = {"A": json.loads(args.options), "B": json.loads(args.against)}
+    models = {}
+    for name, options in variants.items():
+        if args.model == "builtin":
+            options.setdefault("threads", args.threads)
+        models[name] = create_model(args.model, **options)
+        models[name].setup(args.device)
+        print(f"{name}: model={args.model} options={options}")
+    rng = random.Random(0)
+    prompts = [sample_caption(sample_scene(rng), rng)[0] for _ in range(256)]
+    for model in models.values():
+        render(model, [RenderRequest(prompts[0])])  # warm-up
+    one: dict[str, float] = {name: float("inf") for name in models}
+    for i in range(args.repeats * 2):
+        for name, model in models.items():
+            t = time.perf_counter()
+            render(model, [RenderRequest(prompts[1 + i % 8], seed=i)])
+            one[name] = min(one[name], time.perf_counter() - t)
+    print(
+        f"one image (best of {args.repeats * 2}, 8 prompts): "
+        + ", ".join(f"{name} {one[name] * 1000:.1f} ms" for name in models)
+    )
+    print(f"{'batch':>6} {'A images/s':>11} {'B images/s':>11} {'A/B':>6}")
+    peak = {name: 0.0 for name in models}
+    for bs in [int(b) for b in args.batches.split(",")]:
+        reqs = [RenderRequest(p, seed=i) for i, p in enumerate(prompts[:bs])]
+        best = {name: float("inf") for name in models}
+        for _ in range(args.repeats):
+            for name, model in models.items():
+                best[name] = min(best[name], stepped_together(model, reqs)[0])
+        rate = {name: bs / best[name] for name in models}
+        for name in models:
+            peak[name] = max(peak[name], rate[name])
+        print(f"{bs:>6} {rate['A']:>11.1f} {rate['B']:>11.1f} {rate['A'] / rate['B']:>6.3f}")
+    print(f"peak: A {peak['A']:.1f} images/s, B {peak['B']:.1f} images/s")
 
 
 if __name__ == "__main__":

@@ -71,8 +71,8 @@ ROLES = ("gateway", "worker", "engine", "temporal", "launcher", "bench")
 
 def prompts(count: int, seed: int = 0) -> list[str]:
     """Captions from the built-in model's own grammar (1 to 3 objects)."""
+    from daguerre.models.builtin.grammar import sample_caption
     from daguerre.models.builtin.scene import sample_scene
-    from daguerre.models.builtin.training.grammar import sample_caption
 
     rng = random.Random(seed)
     return [sample_caption(sample_scene(rng), rng)[0] for _ in range(count)]

@@ -118,6 +118,9 @@ class ImageRecord:
     media_type: str
     width: int
     height: int
+    # The prompt as the model understood it (OpenAI's ``revised_prompt``); None when the
+    # model offers no reading of its own.
+    revised_prompt: str | None = None
 
 
 @dataclass

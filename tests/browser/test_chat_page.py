@@ -30,6 +30,11 @@ def image(page: Page, index: int) -> Locator:
     return page.locator(f'li.turn[data-index="{index}"] img')
 
 
+def understood(page: Page, index: int) -> Locator:
+    """The caption under a turn's image: what the model understood its prompt as."""
+    return page.locator(f'li.turn[data-index="{index}"] .understood')
+
+
 def send(page: Page, text: str) -> None:
     prompt = page.locator("#composer-prompt")
     prompt.fill(text)
@@ -86,6 +91,7 @@ def test_generate_watch_it_sharpen_edit_branch_rename_and_gallery(
     send(page, CIRCLE)
     first = image(page, 1)
     expect(first).to_have_attribute("data-state", "partial")  # a preview before the image
+    expect(understood(page, 1)).to_be_hidden()  # said only with the finished image
     status = page.locator('li.turn[data-index="1"] .turn-status')
     expect(status).to_contain_text("Rendering")
     with contextlib.suppress(AssertionError):  # for the screenshot: a later step shows more
@@ -93,12 +99,16 @@ def test_generate_watch_it_sharpen_edit_branch_rename_and_gallery(
     shot(page, "rendering")
     expect(first).to_have_attribute("data-state", "final")
     assert int(first.get_attribute("data-previews") or 0) >= 1
+    # The model's reading of the prompt, under the image (the built-in model gives one).
+    expect(understood(page, 1)).to_be_visible()
+    expect(understood(page, 1)).to_have_text(re.compile(r"^Understood as: \S"))
     expect(page.get_by_label("Describe a change to the latest image")).to_be_focused()
 
     # A follow-up edits the latest image.
     send(page, "make the circle green")
     expect(page.locator('li.turn[data-index="2"] .badge')).to_have_text("edit of #1")
     expect(image(page, 2)).to_have_attribute("data-state", "final")
+    expect(understood(page, 2)).to_have_text(re.compile(r"^Understood as: \S"))
 
     # A branch edits an earlier one.
     page.get_by_role("button", name="Branch from image 1").click()
@@ -115,6 +125,12 @@ def test_generate_watch_it_sharpen_edit_branch_rename_and_gallery(
         ("edit", 1),
     ]
     assert all(t["job"]["status"] == "succeeded" for t in turns)
+    # What the page shows is what the API says, for each turn.
+    for index, t in enumerate(turns, 1):
+        assert t["image"]["revised_prompt"], t
+        expect(understood(page, index)).to_have_text(
+            f"Understood as: {t['image']['revised_prompt']}"
+        )
 
     # Rename, with the keyboard.
     page.get_by_role("button", name="Rename").click()
@@ -171,6 +187,8 @@ def test_reload_mid_render_resumes_and_a_closed_tab_loses_nothing(
     back = new_page()  # same browser profile: the key and the conversation are remembered
     back.goto("/")
     expect(back.locator("li.turn")).to_have_count(2)
+    # A finished turn's caption comes with the conversation itself, as the page loads.
+    expect(understood(back, 1)).to_have_text(re.compile(r"^Understood as: \S"))
     expect(image(back, 2)).to_have_attribute("data-state", "final")
 
 

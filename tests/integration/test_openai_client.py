@@ -10,8 +10,8 @@ import openai
 import pytest
 from PIL import Image
 
-from daguerre.models.builtin.training.checker import check
-from daguerre.models.builtin.training.grammar import parse_caption
+from daguerre.models.builtin.checker import check
+from daguerre.models.builtin.grammar import parse_caption
 from tests.integration.conftest import Stack
 
 PROMPT = "a large red circle in the center, on a white background"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 
 import anyio
 from PIL import Image
@@ -42,6 +43,8 @@ class FakeEngine:
         self.submitted: list[tuple[str, str, int, str]] = []
         self.cancelled: list[str] = []
         self.weights: dict[str, float] = {}
+        # What the pretend model understood a prompt as (ImageRecord.revised_prompt).
+        self.read_prompt: Callable[[str], str | None] = lambda prompt: None
         self._running: dict[str, asyncio.Task[None]] = {}
 
     async def submit(
@@ -93,6 +96,7 @@ class FakeEngine:
                     media_type=media,
                     width=spec.width,
                     height=spec.height,
+                    revised_prompt=self.read_prompt(spec.prompt),
                 )
             )
         await anyio.to_thread.run_sync(jobs.complete, job_id, images)

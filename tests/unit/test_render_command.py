@@ -6,8 +6,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from daguerre.cli import app
-from daguerre.models.builtin.training.checker import check
-from daguerre.models.builtin.training.grammar import parse_caption
+from daguerre.models.builtin.checker import check
+from daguerre.models.builtin.grammar import parse_caption
 
 CAPTIONS = [
     "a large red circle on the left, on a white background",

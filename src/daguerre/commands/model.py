@@ -110,6 +110,13 @@ def eval_builtin(
     chains: Annotated[
         int, typer.Option(help="Also score this many 5-turn edit chains (0: none).")
     ] = 0,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            help="Redraws per image that fails its check (default: the service's; 0 scores"
+            " first attempts alone)."
+        ),
+    ] = None,
 ) -> None:
     """Score the built-in model on fresh captions, held-out combinations and edits."""
     from daguerre.models.builtin.training.evaluate import EVAL_SEED, sample_grid
@@ -121,6 +128,7 @@ def eval_builtin(
         sources,
         seed=EVAL_SEED if seed is None else seed,
         sizes=(per_set, per_edit_kind, masked, chains),
+        retries=retries,
     )
     sample_grid(scores, grid)
     typer.echo(f"sample grid: {grid}")
@@ -130,7 +138,12 @@ def eval_builtin(
 
 
 def _builtin_scores(
-    weights: Path | None, sources: str, *, seed: int, sizes: tuple[int, int, int, int]
+    weights: Path | None,
+    sources: str,
+    *,
+    seed: int,
+    sizes: tuple[int, int, int, int],
+    retries: int | None = None,
 ) -> dict[str, Any]:
     """Run the chosen sets; ``sizes`` is (per_set, per_edit_kind, masked, chains)."""
     from daguerre.models.builtin.backend import BuiltinModel
@@ -142,6 +155,8 @@ def _builtin_scores(
 
     per_set, per_edit_kind, masked, chains = sizes
     model = BuiltinModel(weights_path=weights)
+    if retries is not None:
+        model.retries = retries
     model.setup("cpu")
     if sources == "own":
         scores = evaluate(
@@ -157,4 +172,9 @@ def _builtin_scores(
     if chains:
         chain_score = evaluate_chains(model, chains=chains, seed=seed, log=typer.echo)
         scores[chain_score.name] = chain_score
+    v = model.verified
+    typer.echo(
+        f"verification (retries={model.retries}): {v.checked} images checked, "
+        f"{v.missed_first} missed at first, {v.retries} redraws, {v.still_wrong} still wrong"
+    )
     return scores

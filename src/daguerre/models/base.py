@@ -50,10 +50,15 @@ class RenderRequest:
 
 @dataclass
 class RenderResult:
-    """A finished image, plus the backend's own encoding of it for later edits."""
+    """A finished image, plus the backend's own encoding of it for later edits.
+
+    ``revised_prompt`` is the prompt as the backend understood it (OpenAI's field of
+    that name), or None when the backend has no reading of its own to offer.
+    """
 
     image: Image.Image
     encoding: bytes | None = None
+    revised_prompt: str | None = None
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ def image_record(row: Any) -> ImageRecord:
         media_type=row.media_type,
         width=row.width,
         height=row.height,
+        revised_prompt=row.revised_prompt,
     )
 
 

@@ -164,6 +164,8 @@ class ImageRow(Base):
     media_type: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    # What the model understood the prompt as (domain.ImageRecord.revised_prompt).
+    revised_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -51,6 +51,7 @@ def store_images(
                 media_type=fmt.media_type,
                 width=picture.width,
                 height=picture.height,
+                revised_prompt=result.revised_prompt,
             )
         )
     return images

@@ -50,7 +50,7 @@ async def test_newest_first_with_what_the_gallery_shows(gateway: Gateway) -> Non
     item = page["data"][0]
     assert set(item) == {
         "id", "object", "url", "media_type", "width", "height", "created_at", "job_id",
-        "prompt", "conversation_id",
+        "prompt", "revised_prompt", "conversation_id",
     }  # fmt: skip
     assert item["object"] == "image" and item["media_type"] == "image/png"
     assert (item["width"], item["height"]) == (64, 64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -65,6 +66,23 @@ def test_lifecycle_to_success_with_idempotent_images(store: Store, account: Acco
     assert [i.id for i in job.images] == ["img-j1-0", "img-j1-1"]
     assert job.started_at is not None and job.finished_at is not None
     assert store.jobs.get_image("img-j1-1") == images[1]
+
+
+def test_revised_prompt_round_trips(store: Store, account: Account) -> None:
+    store.jobs.create("j1", account.id, "chat", SPEC)
+    assert store.jobs.mark_running("j1", total_steps=8, resumed_from_step=None)
+    read = "a large red circle in the center, on a white background"
+    images = [replace(image("j1", account, 0), revised_prompt=read), image("j1", account, 1)]
+    assert store.jobs.complete("j1", images)
+    job = store.jobs.get("j1")
+    assert job is not None
+    assert [i.revised_prompt for i in job.images] == [read, None]
+    assert store.jobs.get_image("img-j1-0") == images[0]
+    page = store.images.list_for(account.id, 10)
+    assert page is not None
+    assert {i.image.id: i.image.revised_prompt for i in page.images} == {
+        "img-j1-0": read, "img-j1-1": None
+    }  # fmt: skip
 
 
 def test_terminal_status_is_sticky(store: Store, account: Account) -> None:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy import inspect, text
 
 from daguerre.config import Settings
+from daguerre.domain import ImageRecord, JobSpec
 from daguerre.store import Store, open_store
-from daguerre.store.migrate import current_revision, upgrade_head
+from daguerre.store.migrate import alembic_config, current_revision, upgrade_head
 
 
 def test_upgrade_head_creates_the_tables(store: Store) -> None:
@@ -19,13 +21,15 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     assert {"label", "expires_at", "scopes", "last_used_at"} <= keys
     accounts = {c["name"] for c in inspect(store.db).get_columns("accounts")}
     assert {"webhook_secret", "webhook_secret_previous"} <= accounts
-    assert current_revision(store.db) == "0008"
+    images = {c["name"] for c in inspect(store.db).get_columns("images")}
+    assert "revised_prompt" in images
+    assert current_revision(store.db) == "0009"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
     upgrade_head(store.db)
     upgrade_head(store.db)
-    assert current_revision(store.db) == "0008"
+    assert current_revision(store.db) == "0009"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
@@ -48,3 +52,27 @@ def test_migrations_match_the_tables(store: Store) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_revised_prompt_migration_keeps_older_images(store: Store) -> None:
+    """0009 adds images.revised_prompt: images stored before it read back as None, and
+    the downgrade drops the column again."""
+    with store.db.begin() as conn:
+        command.downgrade(alembic_config(conn), "0008")
+    assert "revised_prompt" not in {c["name"] for c in inspect(store.db).get_columns("images")}
+    account = store.accounts.create_account("alice", "pro", "api")
+    store.jobs.create("j1", account.id, "api", JobSpec(prompt="a", model="builtin"))
+    with store.db.begin() as conn:  # an image row as 0008 wrote it
+        conn.execute(
+            text(
+                'INSERT INTO images (id, job_id, "index", account_id, blob_key, media_type,'
+                " width, height, created_at) VALUES ('img-j1-0', 'j1', 0, :account, 'k/0',"
+                " 'image/png', 64, 64, CURRENT_TIMESTAMP)"
+            ),
+            {"account": account.id},
+        )
+    upgrade_head(store.db)
+    assert current_revision(store.db) == "0009"
+    assert store.jobs.get_image("img-j1-0") == ImageRecord(
+        "img-j1-0", "j1", 0, account.id, "k/0", None, "image/png", 64, 64
+    )

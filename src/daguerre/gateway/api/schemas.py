@@ -148,10 +148,17 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+# One wording for the field wherever an image is described.
+REVISED_PROMPT = (
+    "The prompt as the model understood it: the built-in model's reading of the prompt "
+    "or edit instruction. Absent (null) where the model gives none."
+)
+
+
 class ImageData(BaseModel):
     b64_json: str | None = None
     url: str | None = None
-    revised_prompt: str | None = None
+    revised_prompt: str | None = Field(default=None, description=REVISED_PROMPT)
 
 
 class InputTokensDetails(BaseModel):
@@ -182,6 +189,7 @@ class ImagePublic(BaseModel):
     media_type: str
     width: int
     height: int
+    revised_prompt: str | None = Field(default=None, description=REVISED_PROMPT)
 
 
 class JobPublic(BaseModel):
@@ -246,6 +254,7 @@ class TurnImage(BaseModel):
     url: str
     width: int
     height: int
+    revised_prompt: str | None = Field(default=None, description=REVISED_PROMPT)
 
 
 class TurnPublic(BaseModel):
@@ -289,6 +298,7 @@ class ImageListed(BaseModel):
     created_at: int
     job_id: str = Field(description="The job that made it, by the id its owner knows.")
     prompt: str | None = None
+    revised_prompt: str | None = Field(default=None, description=REVISED_PROMPT)
     conversation_id: str | None = Field(
         default=None, description="The conversation whose turn made it, if one did."
     )

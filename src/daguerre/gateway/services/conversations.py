@@ -164,6 +164,7 @@ async def describe_turn(
             url=jobs.image_url(services, base_url, first),
             width=first.width,
             height=first.height,
+            revised_prompt=first.revised_prompt,
         )
     parent = by_id.get(turn.parent_turn_id) if turn.parent_turn_id else None
     return TurnPublic(

@@ -338,6 +338,7 @@ async def describe(services: Services, job: JobRecord, base_url: str) -> JobPubl
                 media_type=image.media_type,
                 width=image.width,
                 height=image.height,
+                revised_prompt=image.revised_prompt,
             )
             for image in job.images
         ],

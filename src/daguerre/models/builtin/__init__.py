@@ -2,7 +2,9 @@
 
 This package is the runtime: the backend, the network, the sampler and what they read
 (tokens, scene palette, prompt text, weights). The world it draws is fixed in ``scene``
-(objects, palette, renderer) and ``training.grammar`` (captions and edit instructions);
-``training/`` also holds the recipe behind the weights and the pixel checker that scores
-the model without trusting the model. Serving never imports ``training/``.
+(objects, palette, renderer) and ``grammar`` (captions and edit instructions). What a
+request asks is read before rendering (``understanding``) and its result is checked by
+the pixel checker (``reading``, ``checker``) and redrawn where wrong (``verify``).
+``training/`` holds the recipe behind the weights and the evaluation. Serving never
+imports ``training/``.
 """

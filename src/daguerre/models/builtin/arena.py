@@ -37,17 +37,20 @@ class Drawer(Protocol):
     valid_colours: torch.Tensor  # by slot count: the colour classes a pattern may take
     n_slots: torch.Tensor  # colour slots of each pattern
 
-    def sample(self, logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor: ...
+    def sample(
+        self, logits: torch.Tensor, uniforms: torch.Tensor, temperature: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 class Arena:
     # Per row (see _grow): each layer's keys and values, which cache slots a row
-    # attends to, its aligned source embeddings, uniforms, forced source tokens and
-    # which of them to force (masked edits), its tokens and its position.
+    # attends to, its aligned source embeddings, uniforms, sampling temperature, forced
+    # source tokens and which of them to force (masked edits), its tokens and position.
     cache: list[tuple[torch.Tensor, torch.Tensor]]
     valid: torch.Tensor
     aligned: torch.Tensor
     uniforms: torch.Tensor
+    temperature: torch.Tensor
     source: torch.Tensor
     keep: torch.Tensor
     tokens: torch.Tensor
@@ -90,6 +93,7 @@ class Arena:
         self.valid = grown(None if first else self.valid, self.slots, dtype=flag)
         self.aligned = grown(None if first else self.aligned, N_TOKENS, d, dtype=f32)
         self.uniforms = grown(None if first else self.uniforms, N_TOKENS, 2, dtype=f32)
+        self.temperature = grown(None if first else self.temperature, dtype=f32)
         self.source = grown(None if first else self.source, N_TOKENS, 2, dtype=i64)
         self.keep = grown(None if first else self.keep, N_TOKENS, dtype=flag)
         self.tokens = grown(None if first else self.tokens, N_TOKENS, 2, dtype=i64)
@@ -119,6 +123,7 @@ class Arena:
         self.valid[rows] = gen.valid
         self.aligned[rows] = gen.aligned
         self.uniforms[rows] = gen.uniforms
+        self.temperature[rows] = gen.temperature
         self.source[rows] = gen.source
         self.keep[rows] = gen.keep
         self.tokens[rows] = gen.tokens
@@ -151,6 +156,7 @@ class Arena:
             self.valid,
             self.aligned,
             self.uniforms,
+            self.temperature,
             self.source,
             self.keep,
             self.tokens,
@@ -242,13 +248,14 @@ class Arena:
         h = net.ln(x[:, 0])
         keep, source = self.keep[rows, pos], self.source[rows, pos]
         if forced is None:
-            pattern = s.sample(net.pattern_logits(h), self.uniforms[rows, pos, 0])
+            temperature = self.temperature[:width]
+            pattern = s.sample(net.pattern_logits(h), self.uniforms[rows, pos, 0], temperature)
             pattern = torch.where(keep, source[:, 0], pattern)
             colour_logits = net.colour_logits(h, pattern)
             colour_logits = colour_logits.masked_fill(
                 ~s.valid_colours[s.n_slots[pattern]], float("-inf")
             )
-            colour = s.sample(colour_logits, self.uniforms[rows, pos, 1])
+            colour = s.sample(colour_logits, self.uniforms[rows, pos, 1], temperature)
             colour = torch.where(keep, source[:, 1], colour)
         else:
             pattern, colour = forced[:, 0], forced[:, 1]

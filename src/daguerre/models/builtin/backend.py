@@ -24,6 +24,15 @@ from daguerre.models.builtin.generation import Conditioning, Generation
 from daguerre.models.builtin.sampler import DEFAULT_TEMPERATURE, Sampler
 from daguerre.models.builtin.scene import PALETTE
 from daguerre.models.builtin.tokens import GRID, N_TOKENS, NATIVE, PATCH, Tokenizer, quantise
+from daguerre.models.builtin.understanding import (
+    Reading,
+    canonical_indices,
+    describe,
+    read_instruction,
+    read_prompt,
+    read_source,
+)
+from daguerre.models.builtin.verify import DEFAULT_RETRIES, Outcome, Redraws, verify
 
 # A request renders the same bits batched or alone only if every matrix product of its
 # rows is computed the same way whatever the batch's row count. MKL's AVX-512 kernels
@@ -40,10 +49,18 @@ PALETTE_BYTES = PALETTE.astype(np.uint8).ravel().tolist()
 
 @dataclass
 class BuiltinState:
+    """A request's render. Its last step is counted only once its images pass their
+    check (verify.py): while misses are redrawn (``redraw``, a generation of its own in
+    the shared batch), ``step`` stays one short of ``total_steps``."""
+
     step: int
     total_steps: int
     generation: Generation
     requests: list[RenderRequest]
+    readings: list[Reading]
+    redraws: Redraws
+    redraw: Generation | None = None
+    settled: bool = False  # checked (and redrawn where needed) in the engine's loop
 
 
 def _own(state: RenderState) -> BuiltinState:
@@ -55,6 +72,14 @@ def _own(state: RenderState) -> BuiltinState:
 def _boundaries(total_steps: int) -> list[int]:
     """Token count reached after each step: 64 tokens split as evenly as possible."""
     return [round(N_TOKENS * (k + 1) / total_steps) for k in range(total_steps)]
+
+
+def _target(state: BuiltinState, gen: Generation) -> int:
+    """The token count ``gen`` (the request's images, or its redraws) is to reach next."""
+    boundaries = _boundaries(state.total_steps)
+    if gen is state.generation:
+        return boundaries[state.step]
+    return next(b for b in boundaries if b > gen.position)
 
 
 def encode_tokens(tokens: np.ndarray) -> bytes:
@@ -102,6 +127,7 @@ class BuiltinModel:
         weights_path: str | Path | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         threads: int | None = 1,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         # One thread by default: the network is small, so a second thread buys little, and
         # on a shared or busy CPU two OpenMP threads stall each other badly (measured here:
@@ -110,6 +136,10 @@ class BuiltinModel:
         self.weights_path = Path(weights_path) if weights_path else weights.SHIPPED
         self.temperature = temperature
         self.threads = threads
+        # Redraws allowed per image whose check fails (verify.py); 0 turns checking off.
+        self.retries = retries
+        # Totals over every finished batch, for the evaluation and for operators.
+        self.verified = Outcome()
         self._sampler: Sampler | None = None
         self.info: dict[str, object] = {}
 
@@ -137,21 +167,40 @@ class BuiltinModel:
         indices = quantise(np.asarray(image.convert("RGB")))
         return self.sampler.tokenizer.encode(indices[None])[0]
 
-    def _conditioning(self, req: RenderRequest) -> Conditioning:
-        if not req.is_edit:
-            return Conditioning(req.prompt, req.seed)
+    def _source(self, req: RenderRequest) -> tuple[np.ndarray, Reading]:
+        """An edit's source tokens, and how its instruction reads against the source.
+
+        The model's own tokens (a stored encoding) are the fast path. An uploaded picture
+        is read as a scene and drawn again by our renderer (understanding.py), so the
+        model sees the kind of picture it was trained on; one that does not read as a
+        scene of the world is encoded pixel by pixel, as before."""
         if req.source_encoding is not None:
             source = decode_tokens(req.source_encoding)
-        else:
-            assert req.source is not None
+            scene = read_source(PALETTE[self.sampler.tokenizer.decode(source[None])[0]])
+            return source, read_instruction(req.prompt, scene)
+        assert req.source is not None
+        scene = read_source(req.source)
+        if scene is None:
             source = self.encode_image(req.source)
+        else:
+            source = self.sampler.tokenizer.encode(canonical_indices(scene)[None])[0]
+        return source, read_instruction(req.prompt, scene)
+
+    def _conditioning(self, req: RenderRequest) -> tuple[Conditioning, Reading]:
+        if not req.is_edit:
+            return Conditioning(req.prompt, req.seed), read_prompt(req.prompt)
+        source, reading = self._source(req)
         keep = None
-        if req.mask is not None:
+        if reading.unchanged:
+            keep = np.ones(N_TOKENS, bool)  # nothing to change: the render copies the source
+        elif req.mask is not None:
             editable = editable_area(req.mask)
             # A patch is regenerated if any of its pixels may change; the rest is copied.
             patch_editable = editable.reshape(GRID, PATCH, GRID, PATCH).any(axis=(1, 3)).reshape(-1)
             keep = ~patch_editable
-        return Conditioning(req.prompt, req.seed, source, keep)
+        elif reading.editable is not None:
+            keep = ~reading.editable  # no mask given: the area the instruction concerns
+        return Conditioning(req.prompt, req.seed, source, keep), reading
 
     # -- the loop ---------------------------------------------------------------
 
@@ -161,23 +210,54 @@ class BuiltinModel:
         steps = requests[0].steps or DEFAULT_STEPS
         if not 1 <= steps <= N_TOKENS:
             raise ModelInputError(f"steps must be between 1 and {N_TOKENS} for the built-in model")
-        generation = self.sampler.start([self._conditioning(r) for r in requests])
-        return BuiltinState(0, steps, generation, requests)
+        items, readings = zip(*(self._conditioning(r) for r in requests), strict=True)
+        generation = self.sampler.start(list(items))
+        redraws = Redraws(readings, self.retries)
+        return BuiltinState(0, steps, generation, requests, list(readings), redraws)
 
     def step_many(self, states: Sequence[RenderState]) -> list[RenderState]:
         """Advance every state towards its next step in shared forward passes. All go
         as far as the nearest boundary among them: one whole step each when their steps
-        are the same size (the usual case), part of one for those with longer steps."""
+        are the same size (the usual case), part of one for those with longer steps.
+        A request's redraws ride in the same passes, a band of tokens per call."""
         own = [_own(s) for s in states]
         todo = [s for s in own if s.step < s.total_steps]
         if todo:
-            targets = [_boundaries(s.total_steps)[s.step] for s in todo]
-            count = min(t - s.generation.position for s, t in zip(todo, targets, strict=True))
-            self.sampler.advance([s.generation for s in todo], count)
-            for state, target in zip(todo, targets, strict=True):
-                if state.generation.position >= target:
+            active = [s.redraw or s.generation for s in todo]
+            targets = [_target(s, g) for s, g in zip(todo, active, strict=True)]
+            # A state resumed from a checkpoint taken during its redraws holds all its
+            # tokens already (and a finished generation has no cache to enter an arena
+            # with): it only settles, so it takes no part in the passes.
+            moving = [(g, t) for g, t in zip(active, targets, strict=True) if g.position < t]
+            if moving:
+                count = min(t - g.position for g, t in moving)
+                self.sampler.advance([g for g, _ in moving], count)
+            for state, gen, target in zip(todo, active, targets, strict=True):
+                if gen.position < target:
+                    continue
+                if gen is state.generation and state.step < state.total_steps - 1:
                     state.step += 1
+                elif gen.position >= N_TOKENS:
+                    self._settle(state)
         return list(own)
+
+    def _settle(self, state: BuiltinState) -> None:
+        """Its images (or its latest redraws) are complete: check them, and either start
+        the next redraw or count the last step."""
+        decode = self.sampler.tokenizer.decode
+        if state.redraw is None:
+            state.redraws.first(state.generation.tokens.numpy(), decode)
+        else:
+            state.redraws.take(state.redraw.tokens.numpy(), decode)
+            self.sampler.release(state.redraw)
+            state.redraw = None
+        again = state.redraws.next(state.generation.items)
+        if again is not None:
+            state.redraw = self.sampler.start(again)
+            return
+        state.settled = True
+        state.step = state.total_steps
+        self.verified.add(state.redraws.outcome)
 
     def step(self, state: RenderState) -> BuiltinState:
         state = _own(state)
@@ -215,24 +295,55 @@ class BuiltinModel:
         gen = state.generation
         if gen.position < N_TOKENS:
             raise RuntimeError("finish() before the last step")
-        results = []
-        for i, req in enumerate(state.requests):
-            native = picture(self._indices(state, i, N_TOKENS))
-            image = native.resize((req.width, req.height), Image.Resampling.NEAREST)
-            if req.mask is not None and req.source is not None:
-                image = composite_outside_mask(image, req.source, req.mask)
-            results.append(RenderResult(image, encode_tokens(gen.tokens[i].numpy())))
-        return results
+        tokenizer = self.sampler.tokenizer
+        if state.settled and state.redraws.tokens is not None:
+            tokens = state.redraws.tokens
+        else:  # resumed from a checkpoint of its last step: check and redraw here
+            tokens, outcome = verify(
+                gen.tokens.numpy(),
+                gen.items,
+                state.readings,
+                tokenizer.decode,
+                self.sampler.generate_apart,
+                self.retries,
+            )
+            self.verified.add(outcome)
+        return [
+            self._result(req, reading, tokens[i], tokenizer.decode(tokens[i][None])[0])
+            for i, (req, reading) in enumerate(zip(state.requests, state.readings, strict=True))
+        ]
+
+    def _result(
+        self, req: RenderRequest, reading: Reading, tokens: np.ndarray, indices: np.ndarray
+    ) -> RenderResult:
+        size = (req.width, req.height)
+        if reading.unchanged and req.source is not None:
+            # The user's own picture, not our redrawing of it: nothing was asked that applies.
+            image = req.source.convert("RGB").resize(size, Image.Resampling.NEAREST)
+        else:
+            image = picture(indices).resize(size, Image.Resampling.NEAREST)
+        if req.mask is not None and req.source is not None:
+            image = composite_outside_mask(image, req.source, req.mask)
+        revised = reading.revised_prompt
+        if revised is None:
+            # Text outside the grammar: say what the picture came out as, if it reads as a
+            # scene of the world, else give the prompt back as it was taken.
+            drawn = read_source(PALETTE[indices])
+            revised = describe(drawn) if drawn is not None else req.prompt
+        return RenderResult(image, encode_tokens(tokens), revised)
 
     # -- checkpoints ------------------------------------------------------------
 
     def save_state(self, state: RenderState) -> bytes:
+        """Its tokens so far. Redraws are not saved: a render resumed while they ran
+        checks its images again and redraws the same way (the seeds are derived), so
+        its step is saved one short of done, where the redraws begin."""
         state = _own(state)
         buf = io.BytesIO()
         np.savez(
             buf,
             version=STATE_VERSION,
-            step=state.step,
+            step=min(state.step, state.total_steps - 1) if not state.settled else state.step,
             total_steps=state.total_steps,
             position=state.generation.position,
             tokens=state.generation.tokens.numpy().astype(np.int16),

@@ -43,6 +43,7 @@ class Conditioning:
     seed: int
     source: np.ndarray | None = None  # (64, 2) tokens
     keep: np.ndarray | None = None  # (64,) bool: positions forced to the source (masked edits)
+    temperature: float | None = None  # None: the sampler's own (redraws sample more freely)
 
 
 Cache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -56,7 +57,7 @@ class Generation:
     its first step, together with those of every other generation starting then
     (``prepare``): one pass for all the requests that join a batch at once."""
 
-    def __init__(self, words: Sequence[str], items: list[Conditioning]) -> None:
+    def __init__(self, words: Sequence[str], items: list[Conditioning], temperature: float) -> None:
         self.items = items
         n = len(items)
         self.tokens = torch.zeros(n, N_TOKENS, 2, dtype=torch.long)
@@ -74,6 +75,10 @@ class Generation:
                 torch.rand(N_TOKENS, 2, generator=torch.Generator().manual_seed(c.seed))
                 for c in items
             ]
+        )
+        self.temperature = torch.tensor(
+            [temperature if c.temperature is None else c.temperature for c in items],
+            dtype=torch.float32,
         )
         self.words = torch.from_numpy(np.stack([encode_text(c.prompt, words) for c in items]))
         # Edit rows (and rows batched with them) need source slots; see cache_slots.

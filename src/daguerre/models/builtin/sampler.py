@@ -52,17 +52,22 @@ class Sampler:
         # The rows every generation of this sampler runs in: text-only, and edits.
         self.arenas = {False: Arena(self, edit=False), True: Arena(self, edit=True)}
 
-    def sample(self, logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-        """Inverse-CDF sampling at the sampler's temperature, one uniform per row."""
-        if self.temperature <= 0:
-            return logits.argmax(-1)
-        probs = torch.softmax(logits.float() / self.temperature, -1)
+    def sample(
+        self, logits: torch.Tensor, uniforms: torch.Tensor, temperature: torch.Tensor
+    ) -> torch.Tensor:
+        """Inverse-CDF sampling, one uniform and one temperature per row (a temperature of
+        0 or less picks the most likely token). Dividing by a per-row temperature gives
+        the same bits as dividing by the same number as a scalar, so a row samples alike
+        whatever temperatures the rows beside it have."""
+        greedy = temperature <= 0
+        probs = torch.softmax(logits.float() / temperature.clamp(min=1e-6)[:, None], -1)
         cdf = probs.cumsum(-1)
         idx = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(-1)).squeeze(-1)
-        return idx.clamp(max=logits.shape[-1] - 1)
+        idx = idx.clamp(max=logits.shape[-1] - 1)
+        return torch.where(greedy, logits.argmax(-1), idx) if bool(greedy.any()) else idx
 
     def start(self, items: list[Conditioning]) -> Generation:
-        return Generation(self.words, items)
+        return Generation(self.words, items, self.temperature)
 
     def advance(self, generations: list[Generation], count: int) -> None:
         """Sample the next ``count`` tokens of every generation, in shared passes (one
@@ -82,6 +87,16 @@ class Sampler:
         private = Arena(self, generation.edit, capacity=max(MIN_ROWS, len(generation)))
         private.replay(generation, tokens, position)
         private.release(generation)
+
+    def generate_apart(self, items: list[Conditioning]) -> np.ndarray:
+        """(B, 64, 2) tokens drawn in an arena of their own, leaving the shared arenas (and
+        the generations they hold mid-render) as they are: how a render resumed from its
+        last checkpoint finishes its check's redraws (backend.finish)."""
+        generation = self.start(items)
+        private = Arena(self, generation.edit, capacity=max(MIN_ROWS, len(generation)))
+        private.run([generation], N_TOKENS)
+        private.release(generation)
+        return generation.tokens.numpy()
 
     def generate(self, items: list[Conditioning]) -> np.ndarray:
         """(B, 64, 2) tokens for a whole batch in one go."""

@@ -66,6 +66,8 @@ function galleryItem(image) {
         width: image.width,
         height: image.height,
         loading: "lazy",
+        // What the model understood the prompt as, on hover (the caption is the prompt).
+        title: image.revised_prompt ? `Understood as: ${image.revised_prompt}` : null,
       }),
       el("figcaption", { text: caption }),
     ),

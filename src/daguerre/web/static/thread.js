@@ -118,7 +118,13 @@ function applyJob(turn, job, previewB64) {
   turn.job = job;
   if (job.status === "succeeded" && job.images && job.images.length) {
     const image = job.images[0];
-    turn.image = { id: image.id, url: image.url, width: image.width, height: image.height };
+    turn.image = {
+      id: image.id,
+      url: image.url,
+      width: image.width,
+      height: image.height,
+      revised_prompt: image.revised_prompt,
+    };
   }
   const item = document.getElementById(`turn-${turn.id}`);
   if (item) updateTurn(item, turn, previewB64, setBranch);

@@ -25,6 +25,7 @@ export function turnView(turn, onBranch) {
       el("p", { class: "prompt-text", text: turn.prompt }),
     ),
     el("figure", { class: "frame" }, img),
+    el("p", { class: "understood", hidden: true }),
     el("p", { class: "turn-status" }),
     el("div", { class: "turn-actions" }),
   );
@@ -66,6 +67,7 @@ export function updateTurn(item, turn, previewB64, onBranch) {
   status.hidden = status.textContent === "";
   status.className = `turn-status ${job.status}`;
   const img = item.querySelector("img");
+  showUnderstood(item.querySelector(".understood"), turn.image);
   if (turn.image) {
     showFinal(img, turn.image);
   } else if (previewB64 && img.dataset.state !== "final") {
@@ -74,6 +76,14 @@ export function updateTurn(item, turn, previewB64, onBranch) {
     img.dataset.previews = String(Number(img.dataset.previews || 0) + 1);
   }
   renderActions(item, turn, onBranch);
+}
+
+// What the model understood the prompt as (the image's revised_prompt), under the image;
+// only when the model said, so that a model without a reading shows nothing.
+function showUnderstood(caption, image) {
+  const text = image && image.revised_prompt;
+  caption.textContent = text ? `Understood as: ${text}` : "";
+  caption.hidden = !text;
 }
 
 function showFinal(img, image) {

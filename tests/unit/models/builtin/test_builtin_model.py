@@ -7,11 +7,10 @@ import pytest
 from PIL import Image
 
 from daguerre.models.base import ImageModel, RenderRequest, render
-from daguerre.models.builtin import weights
+from daguerre.models.builtin import checker, grammar, weights
 from daguerre.models.builtin.backend import BuiltinModel
 from daguerre.models.builtin.scene import render as render_scene
 from daguerre.models.builtin.scene import sample_scene
-from daguerre.models.builtin.training import checker, grammar
 from daguerre.models.builtin.training.data import sample_edit_example
 from daguerre.models.registry import create_model
 

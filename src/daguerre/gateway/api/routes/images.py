@@ -32,12 +32,17 @@ from daguerre.gateway.services import edits, image_blobs, job_ids, job_waits, jo
 from daguerre.store.threads import run_blocking
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
+# The answer's JSON shape (the handlers return Any: a stream is the other answer), so
+# that /openapi.json documents it, ``revised_prompt`` included.
+_IMAGES_OR_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"model": ImagesPublic, "content": {"text/event-stream": {}}}
+}
 
 
 @router.post(
     "/generations",
     response_model_exclude_none=True,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=_IMAGES_OR_STREAM,
 )
 async def create_image(
     body: ImageGenerateCreate,
@@ -95,7 +100,7 @@ _EDIT_FORM = {
 @router.post(
     "/edits",
     response_model_exclude_none=True,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=_IMAGES_OR_STREAM,
     openapi_extra=_EDIT_FORM,
 )
 async def edit_image(account: AccountDep, services: ServicesDep, request: Request) -> Any:
@@ -155,11 +160,13 @@ async def _images_body(
 ) -> ImagesPublic:
     data = []
     for image in job.images:
+        revised = image.revised_prompt
         if response_format == "url":
-            data.append(ImageData(url=jobs.image_url(services, base_url, image)))
+            url = jobs.image_url(services, base_url, image)
+            data.append(ImageData(url=url, revised_prompt=revised))
         else:
             raw = await image_blobs.read_image(services, image, job)
-            data.append(ImageData(b64_json=base64.b64encode(raw).decode()))
+            data.append(ImageData(b64_json=base64.b64encode(raw).decode(), revised_prompt=revised))
     spec = job.spec
     return ImagesPublic(
         created=int(time.time()),
@@ -198,6 +205,7 @@ async def list_images(
             created_at=int(listed.created_at),
             job_id=listed.job_id,
             prompt=listed.prompt,
+            revised_prompt=listed.image.revised_prompt,
             conversation_id=listed.conversation_id,
         )
         for listed in page.images

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daguerre.models.builtin import grammar
 from daguerre.models.builtin.scene import (
     COLOURS,
     POSITIONS,
@@ -22,7 +23,6 @@ from daguerre.models.builtin.scene import (
 )
 from daguerre.models.builtin.text import encode_text
 from daguerre.models.builtin.tokens import Tokenizer
-from daguerre.models.builtin.training import grammar
 
 
 def _held_out() -> frozenset[tuple[str, str, str]]:

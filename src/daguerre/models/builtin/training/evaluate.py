@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from daguerre.models.base import RenderRequest
+from daguerre.models.builtin import checker, grammar
 from daguerre.models.builtin.backend import BuiltinModel
 from daguerre.models.builtin.scene import (
     Scene,
@@ -22,7 +23,6 @@ from daguerre.models.builtin.scene import (
     sample_object,
     sample_scene,
 )
-from daguerre.models.builtin.training import checker, grammar
 from daguerre.models.builtin.training.data import HELD_OUT, sample_edit_example
 
 EVAL_SEED = 20_261_127  # training uses seed 0 (train.TRAIN_SEED)

@@ -16,9 +16,9 @@ from dataclasses import replace
 from PIL import Image
 
 from daguerre.models.base import RenderRequest
+from daguerre.models.builtin import checker, grammar
 from daguerre.models.builtin.backend import BuiltinModel
 from daguerre.models.builtin.scene import Scene, render, sample_scene
-from daguerre.models.builtin.training import checker, grammar
 from daguerre.models.builtin.training.data import sample_edit_example
 from daguerre.models.builtin.training.evaluate import EVAL_SEED, Score, _Renderer
 from daguerre.models.builtin.training.foreign import RENDERERS

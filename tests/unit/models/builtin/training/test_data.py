@@ -1,8 +1,9 @@
 import random
 
+from daguerre.models.builtin import grammar
 from daguerre.models.builtin.scene import COLOURS, POSITIONS, SHAPES, sample_scene
 from daguerre.models.builtin.tokens import Tokenizer, enumerate_patterns
-from daguerre.models.builtin.training import data, grammar
+from daguerre.models.builtin.training import data
 
 
 def test_held_out_combinations_never_reach_training() -> None:

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from daguerre.cli import app
+from daguerre.models.builtin import grammar
 from daguerre.models.builtin.backend import BuiltinModel
 from daguerre.models.builtin.scene import Scene, SceneObject
-from daguerre.models.builtin.training import grammar
 from daguerre.models.builtin.training.evaluate_foreign import (
     _Chain,
     evaluate_chains,

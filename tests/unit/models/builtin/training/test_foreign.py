@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from daguerre.models.builtin import checker
 from daguerre.models.builtin.scene import Scene, SceneObject, render, sample_scene
-from daguerre.models.builtin.training import checker
 from daguerre.models.builtin.training.foreign import RENDERERS, coverage_map
 from tests.support.stack import REPO
 

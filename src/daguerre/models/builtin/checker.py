@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from daguerre.models.builtin.scene import Scene
-from daguerre.models.builtin.training.grammar import CaptionSpec, ObjectSpec, spec_of
-from daguerre.models.builtin.training.reading import (
+from daguerre.models.builtin.grammar import CaptionSpec, ObjectSpec, spec_of
+from daguerre.models.builtin.reading import (
     DetectedObject,
     ReadScene,
     palette_indices,
     read_scene,
 )
+from daguerre.models.builtin.scene import Scene
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,11 @@ def _match(exp: ObjectSpec, tally: _Tally) -> None:
 
 def check(image: Any, spec: CaptionSpec) -> CheckResult:
     """Does ``image`` match ``spec``? See the domain page's "What counts as correct"."""
-    read = read_scene(image)
+    return judge(read_scene(image), spec)
+
+
+def judge(read: ReadScene, spec: CaptionSpec) -> CheckResult:
+    """``check`` of a scene already read from pixels."""
     tally = _Tally(free=list(read.objects), reasons=[])
     background_ok = read.background == spec.background
     if not background_ok:
@@ -131,6 +135,7 @@ __all__ = [
     "ReadScene",
     "check",
     "check_scene",
+    "judge",
     "palette_indices",
     "read_scene",
 ]

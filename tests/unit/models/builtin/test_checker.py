@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from daguerre.models.builtin import scene as S
-from daguerre.models.builtin.training.checker import CheckResult, check, check_scene, read_scene
-from daguerre.models.builtin.training.grammar import CaptionSpec, ObjectSpec, sample_caption
+from daguerre.models.builtin.checker import CheckResult, check, check_scene, read_scene
+from daguerre.models.builtin.grammar import CaptionSpec, ObjectSpec, sample_caption
 
 N_CORRECT = 2000
 N_MISMATCHED = 1000

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
+from daguerre.models.builtin import grammar
 from daguerre.models.builtin.scene import Scene, SceneObject, sample_scene
-from daguerre.models.builtin.training import grammar
 
 
 def test_captions_parse_back_to_their_spec() -> None:
