@@ -266,8 +266,10 @@ class BuiltinModel:
         return state
 
     def state_bytes(self, state: RenderState) -> int:
-        """Its cache (wherever it lives now) and its tokens."""
-        gen = _own(state).generation
+        """Its cache (wherever it lives now) and its tokens: those of its redraws while
+        they run (its own images are complete then, and hold no cache)."""
+        own = _own(state)
+        gen = own.redraw or own.generation
         cache = self.sampler.arenas[gen.edit].cache
         per_row = sum(k[0].numel() * k.element_size() * 2 for k, _ in cache)
         return len(gen) * (per_row + gen.tokens[0].numel() * 8)

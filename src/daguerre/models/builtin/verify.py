@@ -2,11 +2,12 @@
 
 The model samples, so a small share of its images miss (a fragment of the old colour left
 after a recolour, a three-object scene with one shape wrong). A user forgives a slow edit
-but not one that silently does nothing, so a finished image is read back with the same
-classical checker the evaluation uses (``checker.py``: pixels only, a millisecond at 64×64)
-and, if it does not show the expected scene, rendered again with another seed, up to
-``retries`` times. Only the misses pay: the right first attempt, by far the usual case,
-costs one check. When every attempt misses, the closest one is kept.
+but not one that silently does nothing, so a finished image is checked against the scene
+its request asks for: at once if it is exactly a render of that scene (``exact.py``, 0.05
+ms), else by the classical checker the evaluation uses (``checker.py``: pixels only,
+about 0.7 ms at 64×64). A miss is rendered again, up to ``retries`` times: first the same
+request with another seed, then through a plan (``plans.py``). Only the misses pay; when
+every attempt misses, the closest one is kept.
 
 Retry seeds are derived from the request's seed, so a request gives the same image every
 time, batched or alone, and whether its redraws ride in the engine's batch or run apart.
@@ -77,7 +78,7 @@ def check_indices(indices: np.ndarray, reading: Reading) -> Verdict | None:
 @dataclass
 class Outcome:
     """What verification did: how many images were checked, missed at first, were redrawn,
-    and still missed after every retry (for the evaluation and for operators)."""
+    and still missed after every retry (``daguerre eval builtin`` prints the totals)."""
 
     checked: int = 0
     missed_first: int = 0
