@@ -51,11 +51,14 @@ def stepped_together(model: ImageModel, requests: list[RenderRequest]) -> tuple[
     states = [model.start([request]) for request in requests]
     longest = 0.0
     while any(s.step < s.total_steps for s in states):
-        running = [s for s in states if s.step < s.total_steps]
+        # By position, taken before the step: a backend may return new state objects,
+        # and states that finish at different steps must keep their places.
+        running = [i for i, s in enumerate(states) if s.step < s.total_steps]
         t = time.perf_counter()
-        stepped = iter(model.step_many(running))
+        stepped = model.step_many([states[i] for i in running])
         longest = max(longest, time.perf_counter() - t)
-        states = [next(stepped) if s.step < s.total_steps else s for s in states]
+        for i, state in zip(running, stepped, strict=True):
+            states[i] = state
     for state in states:
         model.finish(state)
     return time.perf_counter() - started, longest

@@ -93,6 +93,17 @@ class Outcome:
 Decode = Callable[[np.ndarray], np.ndarray]  # tokens (B, 64, 2) -> palette indices (B, 64, 64)
 
 
+@dataclass
+class _Candidate:
+    """One attempt at one image: a plain redraw (no plan), or a plan at one of its stages."""
+
+    image: int
+    attempt: int
+    plan: Plan | None
+    stage: int = 0
+    tokens: np.ndarray | None = None  # the result of its last stage, for the next one
+
+
 class Redraws:
     """One request's check-and-redraw, however its redraws are run.
 
@@ -103,7 +114,12 @@ class Redraws:
 
     Attempt k of a missed image is a plain redraw (a derived seed, ``retry_temperature``)
     for the first ``PLAIN_ATTEMPTS``, then one of its reading's plans (plans.py) in turn,
-    whose stages render one after another, each editing the last one's result.
+    whose stages render one after another, each editing the last one's result. The plain
+    attempts go out together, and then all the others: a miss no plain redraw fixes waits
+    two or three rounds of 64 token passes instead of up to eight (at the end of a big
+    request a round runs at a few rows, where a pass costs about what one image's does).
+    The first right attempt, in attempt order, is kept, so the result is the one trying
+    them one at a time would give.
     """
 
     def __init__(self, readings: Sequence[Reading], retries: int) -> None:
@@ -111,11 +127,9 @@ class Redraws:
         self.retries = retries
         self.tokens: np.ndarray | None = None  # the best images so far, (B, 64, 2)
         self.verdicts: list[Verdict | None] = []
-        self.attempt = 0
+        self.attempt = 0  # the last attempt number sent out
         self.pending: list[int] = []  # images still wrong, with attempts left
-        self.round: list[int] = []  # images whose render is under way, in order
-        self.plan_stage: dict[int, tuple[Plan, int]] = {}  # images mid-plan
-        self.stage_tokens: dict[int, np.ndarray] = {}  # their last stage's result
+        self.round: list[_Candidate] = []  # attempts under way, in order
         self.outcome = Outcome()
 
     def first(self, tokens: np.ndarray, decode: Decode) -> None:
@@ -130,37 +144,37 @@ class Redraws:
         self.outcome.missed_first = len(self.pending)
 
     def next(self, items: Sequence[Conditioning]) -> list[Conditioning] | None:
-        if self.round:  # images in the middle of a plan: their next stage
-            return [self._stage(i, items[i]) for i in self.round]
-        if not self.pending or self.attempt >= self.retries:
+        if self.round:  # plans in the middle: their next stage
+            return [self._conditioning(c, items[c.image]) for c in self.round]
+        attempts = self._next_attempts()
+        if not self.pending or not attempts:
             self.outcome.still_wrong = len(self.pending)
             self.pending = []
             return None
-        self.attempt += 1
-        self.outcome.retries += len(self.pending)
-        self.round = list(self.pending)
-        for i in self.round:
-            plan = self._plan(i)
-            if plan is not None:
-                self.plan_stage[i] = (plan, 0)
-        return [self._stage(i, items[i]) for i in self.round]
+        self.attempt = attempts[-1]
+        self.round = [_Candidate(i, a, self._plan(i, a)) for i in self.pending for a in attempts]
+        self.outcome.retries += len(self.round)
+        return [self._conditioning(c, items[c.image]) for c in self.round]
 
-    def _plan(self, i: int) -> Plan | None:
+    def _next_attempts(self) -> list[int]:
+        last = min(PLAIN_ATTEMPTS, self.retries) if self.attempt < PLAIN_ATTEMPTS else self.retries
+        return list(range(self.attempt + 1, last + 1))
+
+    def _plan(self, i: int, attempt: int) -> Plan | None:
         plans = self.readings[i].plans
-        if self.attempt <= PLAIN_ATTEMPTS or not plans:
+        if attempt <= PLAIN_ATTEMPTS or not plans:
             return None
-        return plans[(self.attempt - PLAIN_ATTEMPTS - 1) % len(plans)]
+        return plans[(attempt - PLAIN_ATTEMPTS - 1) % len(plans)]
 
-    def _stage(self, i: int, item: Conditioning) -> Conditioning:
-        if i not in self.plan_stage:
-            seed = retry_seed(item.seed, self.attempt)
-            return replace(item, seed=seed, temperature=retry_temperature(self.attempt))
-        plan, k = self.plan_stage[i]
-        stage = plan[k]
-        seed = retry_seed(item.seed, PLAN_SEEDS * self.attempt + k)
+    def _conditioning(self, c: _Candidate, item: Conditioning) -> Conditioning:
+        if c.plan is None:
+            seed = retry_seed(item.seed, c.attempt)
+            return replace(item, seed=seed, temperature=retry_temperature(c.attempt))
+        stage = c.plan[c.stage]
+        seed = retry_seed(item.seed, PLAN_SEEDS * c.attempt + c.stage)
         if not stage.edit:
             return Conditioning(stage.prompt, seed)
-        source = self.stage_tokens[i] if k else item.source
+        source = c.tokens if c.stage else item.source
         keep = item.keep  # a user's mask still holds
         if stage.editable is not None:
             keep = ~stage.editable if keep is None else keep | ~stage.editable
@@ -168,26 +182,26 @@ class Redraws:
 
     def take(self, fresh: np.ndarray, decode: Decode) -> None:
         """The renders of ``round``, in order: a plan's inner stage is kept for its next
-        stage; a finished attempt is kept if closer than the image before."""
+        stage; a finished attempt replaces an image still wrong if it is closer."""
         assert self.tokens is not None
-        finished = []
-        for i, new_tokens in zip(self.round, fresh, strict=True):
-            if i in self.plan_stage:
-                plan, k = self.plan_stage[i]
-                if k + 1 < len(plan):
-                    self.plan_stage[i] = (plan, k + 1)
-                    self.stage_tokens[i] = new_tokens
-                    continue
-                del self.plan_stage[i]
-            finished.append((i, new_tokens))
+        finished: list[tuple[_Candidate, np.ndarray]] = []
+        for c, new_tokens in zip(self.round, fresh, strict=True):
+            if c.plan is not None and c.stage + 1 < len(c.plan):
+                c.stage, c.tokens = c.stage + 1, new_tokens
+            else:
+                finished.append((c, new_tokens))
         if finished:
             done = np.stack([t for _, t in finished])
-            for (i, new_tokens), indices in zip(finished, decode(done), strict=True):
-                verdict, old = check_indices(indices, self.readings[i]), self.verdicts[i]
+            for (c, new_tokens), indices in zip(finished, decode(done), strict=True):
+                verdict, old = (
+                    check_indices(indices, self.readings[c.image]),
+                    self.verdicts[c.image],
+                )
                 assert verdict is not None and old is not None
-                if verdict.closeness > old.closeness:
-                    self.tokens[i], self.verdicts[i] = new_tokens, verdict
-        self.round = [i for i in self.round if i in self.plan_stage]
+                if not old.ok and verdict.closeness > old.closeness:
+                    self.tokens[c.image], self.verdicts[c.image] = new_tokens, verdict
+        ended = {id(c) for c, _ in finished}
+        self.round = [c for c in self.round if id(c) not in ended]
         if not self.round:
             self.pending = [i for i in self.pending if not self._ok(i)]
 

@@ -114,13 +114,15 @@ def test_a_right_first_attempt_is_checked_once_and_never_redrawn() -> None:
 def test_a_miss_is_redrawn_with_derived_seeds_and_freer_temperatures() -> None:
     redraw = FakeRedraw("close", "close", "close", "close")
     got, outcome = run(["right", "far"], redraw, retries=4, seeds=[5, 6])
-    # Only the miss is redrawn, each time with the next derived seed and temperature.
-    assert [len(c) for c in redraw.calls] == [1, 1, 1, 1]
-    assert [c[0].seed for c in redraw.calls] == [retry_seed(6, k) for k in range(1, 5)]
-    temps = [float(c[0].temperature or 0.0) for c in redraw.calls]
+    # Only the miss is redrawn, each attempt with its derived seed and temperature: the
+    # plain attempts together, then (no plans here) the rest together.
+    assert [len(c) for c in redraw.calls] == [PLAIN_ATTEMPTS, 4 - PLAIN_ATTEMPTS]
+    sent = [c for call in redraw.calls for c in call]
+    assert [c.seed for c in sent] == [retry_seed(6, k) for k in range(1, 5)]
+    temps = [float(c.temperature or 0.0) for c in sent]
     assert temps == [retry_temperature(k) for k in range(1, 5)]
     assert all(t > DEFAULT_TEMPERATURE for t in temps)
-    assert all(c[0].prompt == "asked" for c in redraw.calls)
+    assert all(c.prompt == "asked" for c in sent)
     assert got == ["right", "close"]  # the closest attempt is kept when all miss
     assert outcome == Outcome(checked=2, missed_first=1, retries=4, still_wrong=1)
 
@@ -128,8 +130,18 @@ def test_a_miss_is_redrawn_with_derived_seeds_and_freer_temperatures() -> None:
 def test_a_right_redraw_is_kept_and_ends_the_redraws() -> None:
     redraw = FakeRedraw("far", "right", "close")
     got, outcome = run(["far"], redraw)
-    assert got == ["right"] and len(redraw.calls) == 2
+    assert got == ["right"] and len(redraw.calls) == 1  # no attempt after the plain ones
     assert outcome == Outcome(checked=1, missed_first=1, retries=2, still_wrong=0)
+
+
+def test_the_first_right_attempt_wins_as_if_tried_one_by_one() -> None:
+    """Attempts sent together are judged in attempt order: a later right one does not
+    replace an earlier right one, whatever their closeness."""
+    got, _ = run(["far"], FakeRedraw("right", "right"), retries=2)
+    assert got == ["right"]
+    redraw = FakeRedraw("close", "right")
+    got, _ = run(["far"], redraw, retries=2)
+    assert got == ["right"]
 
 
 def test_a_worse_redraw_is_not_kept() -> None:
@@ -147,7 +159,7 @@ def test_a_closer_miss_replaces_a_far_one() -> None:
 def test_the_attempt_budget_is_respected(retries: int) -> None:
     redraw = FakeRedraw(*["far"] * 10)
     _, outcome = run(["far"], redraw, retries=retries)
-    assert len(redraw.calls) == retries
+    assert sum(len(c) for c in redraw.calls) == retries
     assert outcome == Outcome(checked=1, missed_first=1, retries=retries, still_wrong=1)
 
 
@@ -159,38 +171,37 @@ def test_no_retries_means_no_checking_at_all() -> None:
 
 
 def test_text_outside_the_grammar_is_not_checked() -> None:
-    redraw = FakeRedraw("right")
+    redraw = FakeRedraw("right", "far")
     got, outcome = run(["far", "far"], redraw, readings=[FREE_TEXT, READING])
     assert got == ["far", "right"]
-    assert [len(c) for c in redraw.calls] == [1]
-    assert outcome == Outcome(checked=1, missed_first=1, retries=1, still_wrong=0)
+    assert [len(c) for c in redraw.calls] == [PLAIN_ATTEMPTS]  # image 1's attempts only
+    assert outcome == Outcome(checked=1, missed_first=1, retries=2, still_wrong=0)
 
 
 def test_several_misses_are_redrawn_together_until_each_is_right() -> None:
-    redraw = FakeRedraw("right", "far", "close", "close", "right", "far", "far")
+    # Images 0, 2 and 3 miss. Their plain attempts (1 and 2) go out in one call, image by
+    # image: 0 gets right then far, 2 close then close, 3 right then far; image 2 alone
+    # is left, and its attempts 3 and 4 go out together.
+    redraw = FakeRedraw("right", "far", "close", "close", "right", "far", "far", "far")
     got, outcome = run(["far", "right", "close", "far"], redraw, seeds=[1, 2, 3, 4])
-    # Attempt 1 redraws images 0, 2 and 3; image 0 comes out right, so attempt 2 redraws
-    # 2 and 3 (3 comes out right), and attempts 3 and 4 image 2 alone.
     assert [[c.seed for c in call] for call in redraw.calls] == [
-        [retry_seed(s, 1) for s in (1, 3, 4)],
-        [retry_seed(s, 2) for s in (3, 4)],
-        [retry_seed(3, 3)],
-        [retry_seed(3, 4)],
+        [retry_seed(s, k) for s in (1, 3, 4) for k in (1, 2)],
+        [retry_seed(3, 3), retry_seed(3, 4)],
     ]
     assert got == ["right", "right", "close", "right"]
-    assert outcome == Outcome(checked=4, missed_first=3, retries=7, still_wrong=1)
+    assert outcome == Outcome(checked=4, missed_first=3, retries=8, still_wrong=1)
 
 
 def test_verify_leaves_the_callers_tokens_alone() -> None:
     first = tokens("far")
-    out, _ = verify(first, items(1), [READING], decode, FakeRedraw("right"), 4)
+    out, _ = verify(first, items(1), [READING], decode, FakeRedraw("right", "far"), 4)
     assert names(first) == ["far"] and names(out) == ["right"]
 
 
 def test_redraws_step_by_step_keep_the_other_fields_of_a_conditioning() -> None:
     source, keep = np.ones((64, 2), np.int64), np.zeros(64, bool)
     edit = Conditioning("make the circle red", 9, source, keep)
-    redraws = Redraws([READING], retries=2)
+    redraws = Redraws([READING], retries=1)
     redraws.first(tokens("far"), decode)
     again = redraws.next([edit])
     assert again is not None and len(again) == 1
@@ -217,7 +228,8 @@ def test_after_the_plain_redraws_a_plan_runs_stage_by_stage() -> None:
     editable[:8] = True
     plan = (Stage("the rest", edit=False), Stage("add the one", True, editable))
     reading = replace(READING, plans=(plan,))
-    # Two plain redraws miss; the plan's first stage is anything, its last stage is right.
+    # Two plain redraws (one call) miss; the plan's first stage is anything, its last
+    # stage is right.
     redraw = FakeRedraw("far", "far", "far", "right")
     mask_keep = np.zeros(64, bool)
     mask_keep[-8:] = True
@@ -225,7 +237,8 @@ def test_after_the_plain_redraws_a_plan_runs_stage_by_stage() -> None:
     out, outcome = verify(tokens("far"), [item], [reading], decode, redraw, retries=3)
     assert names(out) == ["right"]
     assert outcome == Outcome(checked=1, missed_first=1, retries=3, still_wrong=0)
-    first, second = redraw.calls[2][0], redraw.calls[3][0]
+    assert [len(c) for c in redraw.calls] == [2, 1, 1]
+    first, second = redraw.calls[1][0], redraw.calls[2][0]
     assert PLAIN_ATTEMPTS == 2
     assert first.prompt == "the rest" and first.source is None
     assert second.prompt == "add the one"
