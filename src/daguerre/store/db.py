@@ -91,20 +91,17 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    postgres = make_url(url).get_backend_name() == "postgresql"
     engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=8,
         max_overflow=8,
-        connect_args=_CLIENT_KEEPALIVES if _is_postgres(url) else {},
+        connect_args=_CLIENT_KEEPALIVES if postgres else {},
     )
-    if _is_postgres(url):
+    if postgres:
         event.listen(engine, "connect", _postgres_session)
     return engine
-
-
-def _is_postgres(url: str) -> bool:
-    return make_url(url).get_backend_name() == "postgresql"
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -23,11 +23,18 @@ from daguerre.models.builtin import weights
 from daguerre.models.builtin.generation import Conditioning, Generation
 from daguerre.models.builtin.sampler import DEFAULT_TEMPERATURE, Sampler
 from daguerre.models.builtin.scene import PALETTE
-from daguerre.models.builtin.tokens import GRID, N_TOKENS, NATIVE, PATCH, Tokenizer, quantise
+from daguerre.models.builtin.tokens import (
+    N_TOKENS,
+    NATIVE,
+    Tokenizer,
+    patches_touched,
+    quantise,
+)
 from daguerre.models.builtin.understanding import (
     Reading,
     canonical_indices,
     describe,
+    read_indices_scene,
     read_instruction,
     read_prompt,
     read_source,
@@ -176,7 +183,7 @@ class BuiltinModel:
         scene of the world is encoded pixel by pixel, as before."""
         if req.source_encoding is not None:
             source = decode_tokens(req.source_encoding)
-            scene = read_source(PALETTE[self.sampler.tokenizer.decode(source[None])[0]])
+            scene = read_indices_scene(self.sampler.tokenizer.decode(source[None])[0])
             return source, read_instruction(req.prompt, scene)
         assert req.source is not None
         scene = read_source(req.source)
@@ -194,10 +201,8 @@ class BuiltinModel:
         if reading.unchanged:
             keep = np.ones(N_TOKENS, bool)  # nothing to change: the render copies the source
         elif req.mask is not None:
-            editable = editable_area(req.mask)
             # A patch is regenerated if any of its pixels may change; the rest is copied.
-            patch_editable = editable.reshape(GRID, PATCH, GRID, PATCH).any(axis=(1, 3)).reshape(-1)
-            keep = ~patch_editable
+            keep = ~patches_touched(editable_area(req.mask))
         elif reading.editable is not None:
             keep = ~reading.editable  # no mask given: the area the instruction concerns
         return Conditioning(req.prompt, req.seed, source, keep), reading
@@ -306,13 +311,15 @@ class BuiltinModel:
                 gen.items,
                 state.readings,
                 tokenizer.decode,
-                self.sampler.generate_apart,
+                self.sampler.generate,
                 self.retries,
             )
             self.verified.add(outcome)
         return [
-            self._result(req, reading, tokens[i], tokenizer.decode(tokens[i][None])[0])
-            for i, (req, reading) in enumerate(zip(state.requests, state.readings, strict=True))
+            self._result(req, reading, own, indices)
+            for req, reading, own, indices in zip(
+                state.requests, state.readings, tokens, tokenizer.decode(tokens), strict=True
+            )
         ]
 
     def _result(
@@ -330,7 +337,7 @@ class BuiltinModel:
         if revised is None:
             # Text outside the grammar: say what the picture came out as, if it reads as a
             # scene of the world, else give the prompt back as it was taken.
-            drawn = read_source(PALETTE[indices])
+            drawn = read_indices_scene(indices)
             revised = describe(drawn) if drawn is not None else req.prompt
         return RenderResult(image, encode_tokens(tokens), revised)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from daguerre.models.builtin import grammar
 from daguerre.models.builtin.scene import SIZES, UNITS, Scene
-from daguerre.models.builtin.tokens import GRID, NATIVE, PATCH
+from daguerre.models.builtin.tokens import NATIVE, patches_touched
 
 
 @dataclass(frozen=True)
@@ -98,4 +98,4 @@ def changed(before: Scene, after: Scene) -> np.ndarray:
         x0, x1 = int((cx - half) * per_unit), int(np.ceil((cx + half) * per_unit))
         y0, y1 = int((cy - half) * per_unit), int(np.ceil((cy + half) * per_unit))
         area[max(0, y0) : y1, max(0, x0) : x1] = True
-    return area.reshape(GRID, PATCH, GRID, PATCH).any(axis=(1, 3)).reshape(-1)
+    return patches_touched(area)

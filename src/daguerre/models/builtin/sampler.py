@@ -88,19 +88,12 @@ class Sampler:
         private.replay(generation, tokens, position)
         private.release(generation)
 
-    def generate_apart(self, items: list[Conditioning]) -> np.ndarray:
-        """(B, 64, 2) tokens drawn in an arena of their own, leaving the shared arenas (and
-        the generations they hold mid-render) as they are: how a render resumed from its
-        last checkpoint finishes its check's redraws (backend.finish)."""
+    def generate(self, items: list[Conditioning]) -> np.ndarray:
+        """(B, 64, 2) tokens for a whole batch in one go, drawn in an arena of their own:
+        the shared arenas, and the generations they hold mid-render, are left as they are
+        (a render resumed at its last step redraws its misses this way, backend.finish)."""
         generation = self.start(items)
         private = Arena(self, generation.edit, capacity=max(MIN_ROWS, len(generation)))
         private.run([generation], N_TOKENS)
         private.release(generation)
-        return generation.tokens.numpy()
-
-    def generate(self, items: list[Conditioning]) -> np.ndarray:
-        """(B, 64, 2) tokens for a whole batch in one go."""
-        generation = self.start(items)
-        self.advance([generation], N_TOKENS)
-        self.release(generation)
         return generation.tokens.numpy()

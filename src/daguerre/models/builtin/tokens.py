@@ -62,6 +62,11 @@ def to_patches(indices: np.ndarray) -> np.ndarray:
     return x.reshape(b, N_TOKENS, PATCH * PATCH)
 
 
+def patches_touched(area: np.ndarray) -> np.ndarray:
+    """(64, 64) bool pixels -> (64,) bool: the patches (token positions) holding any of them."""
+    return np.asarray(area.reshape(GRID, PATCH, GRID, PATCH).any(axis=(1, 3)).reshape(-1))
+
+
 def from_patches(patches: np.ndarray) -> np.ndarray:
     b = patches.shape[0]
     x = patches.reshape(b, GRID, GRID, PATCH, PATCH).transpose(0, 1, 3, 2, 4)

@@ -22,7 +22,7 @@ import numpy as np
 
 from daguerre.models.builtin import grammar
 from daguerre.models.builtin.plans import Plan, caption_plans, changed, edit_plans
-from daguerre.models.builtin.reading import DetectedObject, ReadScene, read_scene
+from daguerre.models.builtin.reading import DetectedObject, ReadScene, read_indices, read_scene
 from daguerre.models.builtin.scene import (
     COLOURS,
     JITTER_UNITS,
@@ -120,6 +120,12 @@ def _jitter(delta: float) -> int:
 def read_source(image: object) -> Scene | None:
     """The scene in a source picture (PIL image or HxWx3 array), or None if unreadable."""
     return scene_of(read_scene(image))
+
+
+def read_indices_scene(indices: np.ndarray) -> Scene | None:
+    """``read_source`` of native palette indices (the model's own pictures), without going
+    through RGB and back."""
+    return scene_of(read_indices(indices))
 
 
 def canonical_indices(scene: Scene) -> np.ndarray:

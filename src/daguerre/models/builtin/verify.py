@@ -16,7 +16,7 @@ time, batched or alone, and whether its redraws ride in the engine's batch or ru
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class Outcome:
     still_wrong: int = 0
 
     def add(self, other: Outcome) -> None:
-        for name in ("checked", "missed_first", "retries", "still_wrong"):
+        for name in (f.name for f in fields(self)):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
