@@ -75,7 +75,9 @@ def admin(url: str, method: str, path: str, body: Any = None) -> httpx.Response:
 def service(
     tmp_path: Path, temporal_address: str, request: pytest.FixtureRequest
 ) -> Iterator[Service]:
-    """Gateways (``gateways`` marker arg, default 1) and no worker yet."""
+    """Gateways (``gateways`` marker arg, default 1) and no worker yet; renders of 8
+    steps of ``step_delay`` (marker arg, default 5 ms) each."""
+    delay = request.node.get_closest_marker("step_delay")
     marker = request.node.get_closest_marker("gateways")
     count = marker.args[0] if marker else 1
     values: dict[str, Any] = {
@@ -98,7 +100,7 @@ def service(
         temporal_address,
         "fake",
         values,
-        step_delay_s=0.005,
+        step_delay_s=delay.args[0] if delay else 0.005,
         pool={"batch_images": 2},
     )
     store = open_store(config.settings())
@@ -125,6 +127,11 @@ def finished_in_order(store: Store, ids: list[str], timeout_s: float = 180) -> N
     wait_until(all_done, timeout_s, "the backlog did not drain", interval_s=0.5)
 
 
+# Renders of 160 ms: several times the gap between one render's end and the next paid
+# one's arrival in the engine (a Temporal round trip and a job-row flush, tens of ms on
+# a busy 2-core machine), in which a free render may take the room and finish first. At
+# 40 ms a render, 1 run in 6 saw 5 or 6 such free jobs here.
+@pytest.mark.step_delay(0.02)
 def test_paid_jobs_run_before_a_free_backlog(service: Service) -> None:
     url = service.urls[0]
     _, free_key = service.key("free")
