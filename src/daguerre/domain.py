@@ -53,6 +53,22 @@ class OutputFormat(StrEnum):
         return f"image/{self.value}"
 
 
+# OpenAI's quality values, and the level each resolves to (dall-e-3's standard and hd
+# included); none or ``auto`` is medium. Each backend gives the levels its own meaning
+# (models/base.py RenderRequest.quality), and responses echo the resolved level.
+QUALITY_LEVELS = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "standard": "medium",
+    "hd": "high",
+}
+
+
+def resolved_quality(quality: str | None) -> str:
+    return QUALITY_LEVELS.get(quality or "auto", "medium")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What to render. Sizes are already resolved (no ``auto``)."""
@@ -67,6 +83,8 @@ class JobSpec:
     seed: int = 0
     steps: int | None = None
     quality: str | None = None
+    # "opaque", or "transparent": the picture's background is keyed out to alpha 0.
+    background: str = "opaque"
     # An edit: blob keys of the source image, its mask (OpenAI's meaning: alpha 0 may
     # change) and the model's own encoding of the source when Daguerre made it. Images
     # travel by blob key, never inside Temporal payloads.
@@ -75,6 +93,9 @@ class JobSpec:
     source_encoding_key: str | None = None
     # How many partial images a streaming client asked for (0-3); see partial_steps().
     partial_images: int = 0
+    # An edit's fingerprint: its uploads and text fields as sent, so that a retry with
+    # the same Idempotency-Key is known for the same request (or a 409 if it is not).
+    request_digest: str | None = None
 
     @property
     def is_edit(self) -> bool:

@@ -21,7 +21,8 @@ PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})
 
 def encode(image: Image.Image, fmt: str, compression: int | None = None) -> bytes:
     """Encode as PNG, JPEG or WebP. ``compression`` (0-100) follows OpenAI's
-    ``output_compression``: it sets JPEG/WebP quality, and PNG ignores it."""
+    ``output_compression``: it sets JPEG/WebP quality (100 unless given, OpenAI's
+    default), and PNG ignores it."""
     output = OutputFormat(fmt)
     if output is OutputFormat.PNG and image.mode not in PNG_MODES:
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
@@ -31,7 +32,7 @@ def encode(image: Image.Image, fmt: str, compression: int | None = None) -> byte
         image = image.convert("RGB")
     options: dict[str, int] = {}
     if output is not OutputFormat.PNG:
-        options["quality"] = max(1, min(100, compression if compression is not None else 90))
+        options["quality"] = max(1, min(100, compression if compression is not None else 100))
     buffer = io.BytesIO()
     image.save(buffer, format=_PIL_FORMAT[output], **options)
     return buffer.getvalue()

@@ -62,3 +62,65 @@ def test_errors_raise_the_usual_exceptions(stack: Stack) -> None:
         api.images.generate(model=stack.model, prompt=PROMPT, n=100)
     with pytest.raises(openai.AuthenticationError):
         client(stack, "dg-wrong").images.generate(model=stack.model, prompt=PROMPT)
+
+
+def test_todays_parameters_a_wide_transparent_webp_under_an_openai_name(stack: Stack) -> None:
+    """`images.generate` as a current OpenAI client sends it: a landscape size, an OpenAI
+    model name, a transparent background, a quality and WebP. The square scene is centred
+    in the frame, and its background really is transparent."""
+    if stack.model != "builtin":
+        pytest.skip("transparent backgrounds are the built-in model's (flat pictures)")
+    result = client(stack, stack.new_key()).images.generate(
+        model="gpt-image-1",
+        prompt=PROMPT,
+        size="1536x1024",
+        background="transparent",
+        quality="high",
+        output_format="webp",
+    )
+    assert result.background == "transparent" and result.output_format == "webp"
+    assert result.size == "1536x1024" and result.quality == "high"
+    assert result.usage is not None and result.usage.output_tokens_details is not None
+    assert result.data is not None and result.data[0].b64_json is not None
+    image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json)))
+    assert image.format == "WEBP" and image.mode == "RGBA" and image.size == (1536, 1024)
+    alpha = image.getchannel("A")
+    assert alpha.getpixel((10, 10)) == 0 and alpha.getpixel((768, 512)) == 255
+    # The centred square, laid on white again, is the picture the prompt asks for.
+    square = image.crop((256, 0, 1280, 1024))
+    on_white = Image.alpha_composite(Image.new("RGBA", square.size, "white"), square)
+    spec = parse_caption(PROMPT)
+    assert spec is not None
+    assert check(on_white.convert("RGB"), spec).ok, check(on_white.convert("RGB"), spec).reasons
+
+
+def test_edits_as_json_with_a_data_url_and_several_images_refused(stack: Stack) -> None:
+    """The JSON form of an edit (OpenAI's ``images`` by reference), sent through the
+    official client's own request method; and several images, which the built-in model
+    refuses clearly instead of editing the first one silently."""
+    if stack.model != "builtin":
+        pytest.skip("the test model does not edit")
+    api = client(stack, stack.new_key())
+    made = api.images.generate(model="gpt-image-1", prompt=PROMPT, size="256x256")
+    assert made.data is not None and made.data[0].b64_json is not None
+    url = f"data:image/png;base64,{made.data[0].b64_json}"
+    body = {
+        "model": "gpt-image-1",
+        "prompt": "make the circle green",
+        "images": [{"image_url": url}],
+    }
+    edited = api.post("/images/edits", body=body, cast_to=openai.types.ImagesResponse)
+    assert edited.data is not None and edited.data[0].b64_json is not None
+    image = Image.open(io.BytesIO(base64.b64decode(edited.data[0].b64_json)))
+    assert image.size == (256, 256)
+    spec = parse_caption("a large green circle in the center, on a white background")
+    assert spec is not None
+    assert check(image, spec).ok, check(image, spec).reasons
+
+    png = base64.b64decode(made.data[0].b64_json)
+    with pytest.raises(openai.BadRequestError, match="2 were sent"):
+        api.images.edit(
+            model="gpt-image-1",
+            image=[("a.png", io.BytesIO(png)), ("b.png", io.BytesIO(png))],
+            prompt="make the circle green",
+        )

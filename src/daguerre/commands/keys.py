@@ -112,9 +112,8 @@ def create(
             tier = _new_account_tier(settings, tier, product, admin)
             account_name = name or f"account-{secrets.token_hex(4)}"
             account_id = store.accounts.create_account(account_name, tier, product).id
-        expires_at = _utc() + lifetime if lifetime is not None else None
         key, info = store.accounts.issue_api_key(
-            account_id, label=label, scopes=scopes, expires_at=expires_at
+            account_id, label=label, scopes=scopes, expires_in=lifetime
         )
     typer.echo(
         f"account {account_id} (tier {tier}, product {product}); key {info.id} "

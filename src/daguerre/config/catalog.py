@@ -14,6 +14,26 @@ MAX_STEPS = 1000
 # built-in model reveals its 64 tokens in at most 64 steps (models/builtin/backend.py
 # refuses more); a diffusers scheduler takes any count, and past 150 nothing improves.
 STEP_RANGES: dict[str, tuple[int, int]] = {"builtin": (1, 64), "diffusers": (1, 150)}
+# OpenAI's image model names, aliases of the served model by default (runtime.py), so
+# that a client written for OpenAI changes only its base URL.
+OPENAI_MODEL_NAMES = (
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "chatgpt-image-latest",
+    "dall-e-2",
+    "dall-e-3",
+)
+# Any size by OpenAI's current rule (jobs.resolve_size): both sides multiples of 16, the
+# longer at most three times the shorter, and the frame within 3840x2160 either way up.
+SIZE_MULTIPLE = 16
+MAX_ASPECT = 3
+MAX_FRAME = (3840, 2160)
+# Backends whose pictures have a flat background, which a transparent request keys out
+# (workers/imaging.py): the built-in model's backgrounds are colours no object takes. A
+# diffusers picture has no such background, so the gateway refuses `transparent` for it.
+TRANSPARENT_BACKENDS = frozenset({"builtin"})
 
 
 class ModelCatalogEntry(BaseModel):
@@ -36,6 +56,17 @@ class ModelCatalogEntry(BaseModel):
         "else 1..1000.",
     )
 
+    edit_images: int = Field(
+        default=1,
+        ge=1,
+        description="Images one edit may give the model; more are a 400 that says so.",
+    )
+    transparent: bool | None = Field(
+        default=None,
+        description='Whether `background="transparent"` is served. None: the backend\'s own '
+        "answer when the entry is named after it (builtin yes, diffusers no), else no.",
+    )
+
     @model_validator(mode="after")
     def _auto_is_supported(self) -> ModelCatalogEntry:
         if self.auto_size not in self.sizes:
@@ -47,6 +78,13 @@ class ModelCatalogEntry(BaseModel):
     def step_range(self, model: str) -> tuple[int, int]:
         """The steps ``model`` (this entry's name in the catalog) takes."""
         return self.steps or STEP_RANGES.get(model, (1, MAX_STEPS))
+
+    def draws_transparent(self, model: str) -> bool:
+        """Whether ``model`` (this entry's name in the catalog) serves transparent
+        backgrounds."""
+        if self.transparent is not None:
+            return self.transparent
+        return model in TRANSPARENT_BACKENDS
 
     def size_names(self) -> list[str]:
         return ["auto", *(f"{s}x{s}" for s in self.sizes)]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from daguerre.config.catalog import ModelCatalogEntry
+from daguerre.config.catalog import OPENAI_MODEL_NAMES, ModelCatalogEntry
 
 
 class PlacesSection(BaseModel):
@@ -334,6 +334,23 @@ class ModelsSection(BaseModel):
         description="The model catalog: for each model, the sizes and steps the gateway "
         "accepts (see the catalog entry below).",
     )
+    model_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict.fromkeys(OPENAI_MODEL_NAMES, ""),
+        description="Other names a request's `model` may use, each mapped to a model of the "
+        'catalog ("": the served `model`). By default OpenAI\'s image model names, so '
+        "that clients written for OpenAI need no change; /v1/models lists them.",
+    )
+
+    @model_validator(mode="after")
+    def _aliases_name_models(self) -> ModelsSection:
+        for alias, target in self.model_aliases.items():
+            if target and target not in self.models:
+                known = ", ".join(sorted(self.models))
+                raise ValueError(
+                    f"model alias {alias!r} maps to {target!r}, which is not in the model "
+                    f'catalog ({known}); map it to one of those, or to "" for the served model'
+                )
+        return self
 
     @field_validator("model_plugins", mode="before")
     @classmethod

@@ -32,6 +32,9 @@ class RenderRequest:
     ``source`` and ``mask`` make it an edit. The mask follows OpenAI's meaning:
     pixels whose alpha is 0 are the area that may change; it has the source's size.
     ``source_tokens`` lets a backend skip re-encoding an image it made itself.
+    ``quality`` (low, medium or high) is what the backend may spend on the image: the
+    built-in model checks and redraws a miss more or less (none at low), a diffusers
+    pipeline takes fewer or more steps when ``steps`` is not given.
     """
 
     prompt: str
@@ -42,6 +45,7 @@ class RenderRequest:
     source: Image.Image | None = None
     mask: Image.Image | None = None
     source_encoding: bytes | None = None
+    quality: str = "medium"
 
     @property
     def is_edit(self) -> bool:

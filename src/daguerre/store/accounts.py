@@ -79,16 +79,22 @@ class AccountStore:
         label: str | None = None,
         scopes: str | Iterable[str] | None = None,
         expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
     ) -> tuple[str, ApiKey]:
         """A new key (its only copy) and what listings will show of it. ``scopes`` None:
-        the account's default (admin for the admin tier, else images). KeyError: no
-        such account; ValueError: an unknown scope."""
+        the account's default (admin for the admin tier, else images). ``expires_in``
+        counts from the key's own creation time (so that its lifetime is exactly that),
+        ``expires_at`` is a moment. KeyError: no such account; ValueError: an unknown
+        scope."""
+        now = utcnow()
+        if expires_in is not None:
+            expires_at = now + expires_in
         with self._sessions.begin() as session:
             account = session.get(AccountRow, account_id)
             if account is None:
                 raise KeyError(account_id)
             chosen = default_scopes(account.tier) if scopes is None else parse_scopes(scopes)
-            key, row = _new_key_row(account_id, label, chosen, expires_at)
+            key, row = _new_key_row(account_id, label, chosen, expires_at, now)
             session.add(row)
             return key, _api_key(row)
 
@@ -170,7 +176,7 @@ class AccountStore:
             else:
                 expires_at = None if expires_in == "never" else now + expires_in
             scopes = parse_scopes(old.scopes)
-            key, row = _new_key_row(old.account_id, old.label, scopes, expires_at)
+            key, row = _new_key_row(old.account_id, old.label, scopes, expires_at, now)
             session.add(row)
             session.flush()
             session.refresh(old)
@@ -276,7 +282,11 @@ class AccountStore:
 
 
 def _new_key_row(
-    account_id: str, label: str | None, scopes: tuple[str, ...], expires_at: datetime | None
+    account_id: str,
+    label: str | None,
+    scopes: tuple[str, ...],
+    expires_at: datetime | None,
+    now: datetime,
 ) -> tuple[str, ApiKeyRow]:
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKeyRow(
@@ -287,7 +297,7 @@ def _new_key_row(
         label=label,
         scopes=" ".join(scopes),
         expires_at=expires_at,
-        created_at=utcnow(),
+        created_at=now,  # the moment its expiry counts from, to the microsecond
     )
     return key, row
 

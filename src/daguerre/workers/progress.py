@@ -69,7 +69,7 @@ class Progress:
         """Partial image ``index``: the model's preview now, at the requested size and
         format (OpenAI-style streams send it as is)."""
         spec = job.spec
-        picture = imaging.fit(image, spec.width, spec.height)
+        picture = imaging.finish(image, spec.width, spec.height, spec.background)
         data = imaging.encode(picture, spec.output_format, spec.output_compression)
         self._store.blobs.put(partial_key(job.job_id, index, spec.output_format), data)
 

@@ -34,6 +34,8 @@ def store_images(
         picture = imaging.fit(result.image, spec.width, spec.height)
         if edit.source is not None and edit.mask is not None:
             picture = imaging.keep_outside_mask(picture, edit.source, edit.mask)
+        if spec.background == "transparent":
+            picture = imaging.transparent(picture, imaging.border_colour(result.image))
         blob_key = blob_layout.image_key(job_id, index, fmt.value)
         blobs.put(blob_key, imaging.encode(picture, fmt, spec.output_compression))
         encoding_key = None

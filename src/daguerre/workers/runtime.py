@@ -11,7 +11,7 @@ import importlib
 from PIL import Image
 
 from daguerre.config import Settings
-from daguerre.domain import JobSpec
+from daguerre.domain import JobSpec, resolved_quality
 from daguerre.models.base import ImageModel, RenderRequest
 from daguerre.models.registry import create_model
 
@@ -48,6 +48,7 @@ def requests_for(
             source=source,
             mask=mask,
             source_encoding=source_encoding,
+            quality=resolved_quality(spec.quality),
         )
         for index in range(spec.n)
     ]

@@ -4,11 +4,13 @@ Every bad upload is a 400 in OpenAI's shape that names the field, never a 5xx.""
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from daguerre.domain import JobSpec
@@ -72,14 +74,43 @@ async def test_edit_stores_the_upload_and_edits_it(gateway: Gateway) -> None:
     assert source.format == "PNG" and source.size == (64, 64)
 
 
-async def test_jpeg_webp_and_several_images_are_accepted(gateway: Gateway) -> None:
+async def test_jpeg_and_webp_are_accepted(gateway: Gateway) -> None:
+    for name, fmt in (("a.jpg", "JPEG"), ("b.webp", "WEBP")):
+        files = [("image[]", (name, image_bytes(fmt=fmt), f"image/{fmt.lower()}"))]
+        response = await post_edit(gateway, files, {"size": "128x128"})
+        assert response.status_code == 200, response.text
+        assert response.json()["size"] == "128x128"
+
+
+async def test_more_images_than_the_model_edits_are_refused_not_dropped(gateway: Gateway) -> None:
     files = [
         ("image[]", ("a.jpg", image_bytes(fmt="JPEG"), "image/jpeg")),
         ("image[]", ("b.webp", image_bytes(fmt="WEBP"), "image/webp")),
     ]
-    response = await post_edit(gateway, files, {"size": "128x128"})
-    assert response.status_code == 200, response.text
-    assert response.json()["size"] == "128x128"
+    response = await post_edit(gateway, files)
+    message = error_of(response, "image")
+    assert "edits 1 image(s) at a time, and 2 were sent" in message
+    assert response.json()["error"]["code"] == "too_many_images"
+    assert gateway.engine.submitted == []
+
+
+async def test_an_idempotency_key_makes_a_retried_edit_the_same_job(gateway: Gateway) -> None:
+    files = [("image", ("a.png", image_bytes(), "image/png"))]
+    key = {"Idempotency-Key": "edit-once"}
+    fields = {"prompt": "make the circle green", "size": "64x64"}
+    first, again = [
+        await gateway.client.post(EDITS, files=files, data=fields, headers=gateway.auth() | key)
+        for _ in range(2)
+    ]
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert len(gateway.engine.submitted) == 1  # one job, started once
+    # The same key for another picture is another request: a 409, not the first's image.
+    other = [("image", ("b.png", image_bytes(fmt="PNG", size=(32, 32)), "image/png"))]
+    response = await gateway.client.post(
+        EDITS, files=other, data=fields, headers=gateway.auth() | key
+    )
+    assert response.status_code == 409, response.text
+    assert len(gateway.engine.submitted) == 1
 
 
 async def test_edit_streams_image_edit_events(gateway: Gateway) -> None:
@@ -96,9 +127,56 @@ async def test_missing_image(gateway: Gateway) -> None:
     assert "'image'" in error_of(response, "image")
 
 
-async def test_not_multipart(gateway: Gateway) -> None:
-    response = await gateway.client.post(EDITS, json={"prompt": "p"}, headers=gateway.auth())
+async def test_neither_multipart_nor_json(gateway: Gateway) -> None:
+    headers = gateway.auth() | {"Content-Type": "text/plain"}
+    response = await gateway.client.post(EDITS, content=b"p", headers=headers)
     assert "multipart" in error_of(response, None)
+    response = await gateway.client.post(EDITS, json={"prompt": "p"}, headers=gateway.auth())
+    assert "images" in error_of(response, "images")
+
+
+def data_url(data: bytes, media: str = "image/png") -> str:
+    return f"data:{media};base64,{base64.b64encode(data).decode()}"
+
+
+async def post_json(gateway: Gateway, **body: Any) -> Any:
+    body = {"prompt": "make the circle blue", **body}
+    return await gateway.client.post(EDITS, json=body, headers=gateway.auth())
+
+
+async def test_a_json_edit_takes_its_images_as_data_urls(gateway: Gateway) -> None:
+    mask = image_bytes(mode="RGBA")
+    response = await post_json(
+        gateway, images=[{"image_url": data_url(image_bytes())}], mask={"image_url": data_url(mask)}
+    )
+    assert response.status_code == 200, response.text
+    job = gateway.store.jobs.get(gateway.engine.submitted[-1][0])
+    assert job is not None and job.spec.source_key and job.spec.mask_key
+    assert (job.spec.width, job.spec.height) == (64, 64)  # "auto": the source's own size
+    source = Image.open(io.BytesIO(gateway.store.blobs.get(job.spec.source_key)))
+    assert source.format == "PNG" and source.size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("image", "param", "words"),
+    [
+        ({"image_url": "https://example.com/a.png"}, "images", "does not download"),
+        ({"file_id": "file-abc"}, "images", "file_id is not supported"),
+        ({"image_url": "data:image/png;base64,%%%"}, "images", "does not decode"),
+        ({"image_url": data_url(b"hello, not pixels")}, "image", "not a PNG, JPEG or WebP"),
+        ({"image_url": "x", "surprise": 1}, "images.0.surprise", "Extra inputs"),
+    ],
+)
+async def test_a_json_edit_with_a_bad_image_is_a_400_naming_it(
+    gateway: Gateway, image: dict[str, Any], param: str, words: str
+) -> None:
+    assert words in error_of(await post_json(gateway, images=[image]), param)
+    assert gateway.engine.submitted == []
+
+
+async def test_a_json_edit_with_more_images_than_the_model_edits(gateway: Gateway) -> None:
+    images = [{"image_url": data_url(image_bytes())}] * 2
+    assert "2 were sent" in error_of(await post_json(gateway, images=images), "image")
 
 
 async def test_not_an_image(gateway: Gateway) -> None:

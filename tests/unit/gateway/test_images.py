@@ -21,7 +21,8 @@ async def test_b64_json_response_matches_openai(gateway: Gateway) -> None:
     data = response.json()
     assert isinstance(data["created"], int)
     assert set(data["usage"]) == {
-        "total_tokens", "input_tokens", "output_tokens", "input_tokens_details"
+        "total_tokens", "input_tokens", "output_tokens", "input_tokens_details",
+        "output_tokens_details",
     }  # fmt: skip
     assert data["usage"]["input_tokens_details"]["text_tokens"] >= 1
     assert data["size"] == "256x256" and data["output_format"] == "png"

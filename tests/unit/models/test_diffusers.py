@@ -638,3 +638,20 @@ def test_batch_images_is_an_option(sd_dir: Path) -> None:
     assert create_model("diffusers", path=str(sd_dir), batch_images="32").batch_images == 32
     with pytest.raises(ValueError, match="batch_images"):
         create_model("diffusers", path=str(sd_dir), batch_images=0)
+
+
+def test_quality_scales_the_default_steps(sd_dir: Path) -> None:
+    """Without ``steps``, low takes half the default's steps and high twice; a request's
+    own ``steps`` wins over its quality."""
+    model = create_model("diffusers", path=str(sd_dir), steps=4)
+    model.setup("cpu")
+
+    def denoising(**fields: Any) -> int:
+        request = RenderRequest(prompt="a cat", seed=1, width=SIZE, height=SIZE, **fields)
+        return int(model.start([request]).total_steps)
+
+    extra = denoising(steps=4) - 4  # a state's steps include its decode
+    assert denoising() - extra == denoising(quality="medium") - extra == 4
+    assert denoising(quality="low") - extra == 2
+    assert denoising(quality="high") - extra == 8
+    assert denoising(quality="high", steps=3) - extra == 3

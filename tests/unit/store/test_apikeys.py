@@ -161,3 +161,13 @@ def test_keys_of_admin_accounts_keep_their_powers_through_the_upgrade(tmp_path: 
         scopes = dict(conn.execute(text("SELECT account_id, scopes FROM api_keys")).all())
     engine.dispose()
     assert scopes == {"acct_ops": "images admin", "acct_user": "images"}
+
+
+def test_a_lifetime_counts_from_the_keys_own_creation(store: Store) -> None:
+    """``expires_in`` and the created time come from one clock reading: a 30-day key
+    lives exactly 30 days (an expiry computed before the row once made it a second
+    short, as the admin API showed)."""
+    account = store.accounts.create_account("exact", "pro", "api")
+    _, info = store.accounts.issue_api_key(account.id, expires_in=timedelta(days=30))
+    assert info.expires_at is not None
+    assert info.expires_at - info.created_at == timedelta(days=30)

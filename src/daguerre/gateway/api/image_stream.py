@@ -18,15 +18,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from daguerre.domain import JobRecord
+from daguerre.domain import JobRecord, resolved_quality
 from daguerre.gateway.api import sse
 from daguerre.gateway.api.errors import APIError
-from daguerre.gateway.api.schemas import InputTokensDetails, Usage
+from daguerre.gateway.api.schemas import InputTokensDetails, OutputTokensDetails, Usage
 from daguerre.gateway.context import Services
 from daguerre.gateway.services import image_blobs
 from daguerre.progress import ProgressEvent
-
-BACKGROUNDS = ("transparent", "opaque", "auto")
 
 
 def usage(job: JobRecord) -> Usage:
@@ -42,16 +40,17 @@ def usage(job: JobRecord) -> Usage:
         input_tokens=text + image_in,
         output_tokens=output,
         input_tokens_details=InputTokensDetails(text_tokens=text, image_tokens=image_in),
+        output_tokens_details=OutputTokensDetails(image_tokens=output),
     )
 
 
-def _common(job: JobRecord, background: str | None) -> dict[str, Any]:
+def _common(job: JobRecord) -> dict[str, Any]:
     spec = job.spec
     return {
         "created_at": int(time.time()),
         "size": f"{spec.width}x{spec.height}",
-        "quality": spec.quality or "auto",
-        "background": background if background in BACKGROUNDS else "auto",
+        "quality": resolved_quality(spec.quality),
+        "background": spec.background,  # what the image is: opaque or transparent
         "output_format": spec.output_format,
     }
 
@@ -64,7 +63,7 @@ async def _blob(services: Services, key: str) -> bytes | None:
 
 
 async def _partials(
-    services: Services, event: ProgressEvent, sent: int, kind: str, background: str | None
+    services: Services, event: ProgressEvent, sent: int, kind: str
 ) -> AsyncIterator[str]:
     """The partial images ``event`` names beyond the first ``sent`` (one that cannot be
     read is skipped: its index is never sent again)."""
@@ -75,19 +74,17 @@ async def _partials(
                 "type": f"{kind}.partial_image",
                 "b64_json": base64.b64encode(data).decode(),
                 "partial_image_index": index,
-                **_common(event.job, background),
+                **_common(event.job),
             }
             yield sse.frame(body["type"], body)
 
 
-async def events(
-    services: Services, job_id: str, kind: str, background: str | None = None
-) -> AsyncIterator[str]:
+async def events(services: Services, job_id: str, kind: str) -> AsyncIterator[str]:
     """The SSE body for job ``job_id``; ``kind`` names the event family."""
     sent = 0  # partial images sent so far
     async for event in services.feed.watch(job_id):
         job = event.job
-        async for frame in _partials(services, event, sent, kind, background):
+        async for frame in _partials(services, event, sent, kind):
             yield frame
         sent = max(sent, len(event.partial_keys))
         if event.kind == "completed":
@@ -100,7 +97,7 @@ async def events(
                 body = {
                     "type": f"{kind}.completed",
                     "b64_json": base64.b64encode(data).decode(),
-                    **_common(job, background),
+                    **_common(job),
                     "usage": usage(job).model_dump(),
                 }
                 yield sse.frame(body["type"], body)

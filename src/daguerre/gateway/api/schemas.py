@@ -30,7 +30,7 @@ class RenderParams(BaseModel):
     """What to draw: shared by the OpenAI endpoint and the native job API."""
 
     # Unknown fields are accepted and ignored, as are the OpenAI ones that do not apply
-    # (background, moderation, style): clients written for OpenAI keep working.
+    # (moderation, style): clients written for OpenAI keep working.
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(json_schema_extra=_PROMPT_SCHEMA)
@@ -42,9 +42,14 @@ class RenderParams(BaseModel):
         json_schema_extra=_SIZE_SCHEMA,
     )
     output_format: Literal["png", "jpeg", "webp"] = "png"
-    output_compression: int | None = Field(default=None, ge=0, le=100)
+    output_compression: int | None = Field(
+        default=None, ge=0, le=100, description="JPEG and WebP quality. Default: 100."
+    )
     quality: Quality | None = None
-    background: str | None = None
+    background: Literal["auto", "opaque", "transparent"] | None = Field(
+        default=None,
+        description='"transparent": the background has alpha 0 (png and webp). Default: opaque.',
+    )
     moderation: str | None = None
     style: str | None = None
     user: str | None = None
@@ -73,6 +78,24 @@ class ImageEditCreate(ImageGenerateCreate):
     """The text fields of POST /v1/images/edits (multipart); the images come as files."""
 
     input_fidelity: str | None = None
+
+
+class ImageReference(BaseModel):
+    """An image in a JSON edit body: a data URL (``data:image/png;base64,...``), or the
+    id of an uploaded file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: str | None = Field(default=None, description="A data URL.")
+    file_id: str | None = None
+
+
+class ImageEditJSON(ImageEditCreate):
+    """POST /v1/images/edits as JSON (OpenAI's other form of it): the images by
+    reference instead of as files."""
+
+    images: list[ImageReference] = Field(min_length=1)
+    mask: ImageReference | None = None
 
 
 class ConversationCreate(BaseModel):
@@ -166,11 +189,17 @@ class InputTokensDetails(BaseModel):
     image_tokens: int = 0
 
 
+class OutputTokensDetails(BaseModel):
+    image_tokens: int
+    text_tokens: int = 0
+
+
 class Usage(BaseModel):
     total_tokens: int
     input_tokens: int
     output_tokens: int
     input_tokens_details: InputTokensDetails
+    output_tokens_details: OutputTokensDetails
 
 
 class ImagesPublic(BaseModel):
@@ -242,6 +271,9 @@ class ModelPublic(BaseModel):
     created: int = 0
     owned_by: str = "daguerre"
     sizes: list[str]
+    alias_of: str | None = Field(
+        default=None, description="For another name of a model: the model it stands for."
+    )
 
 
 class ModelList(BaseModel):

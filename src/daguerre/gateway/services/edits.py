@@ -1,17 +1,21 @@
-"""POST /v1/images/edits: reading OpenAI's multipart request into a job spec.
+"""POST /v1/images/edits: reading OpenAI's request into a job spec.
 
-The form carries ``image`` (or several ``image[]``), an optional ``mask`` and the same
-text fields as a generation. The text fields are checked first and the job admitted
+The request is multipart, ``image`` (or several ``image[]``) and an optional ``mask`` as
+files beside the same text fields as a generation; or JSON, with ``images`` and ``mask``
+as data URLs (json_body.py). The text fields are checked first and the job admitted
 (rate limits, rollout, admission) before any upload is decoded: a refused request costs
 reading its body and nothing more. Then the uploads are checked (uploads.py), and the
 first image and the mask go to the blob store as PNG: the worker reads them from there,
-never from a Temporal payload. With several images the built-in model edits the first one; the
-others are checked (so a bad one is still a 400) and otherwise ignored.
+never from a Temporal payload. A model takes as many images as its catalog entry's
+``edit_images`` (the built-in model edits one picture): more are a 400 that says so,
+never silently dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -25,7 +29,7 @@ from daguerre.domain import JobSpec
 from daguerre.gateway.api import text_guard
 from daguerre.gateway.api.errors import bad_request
 from daguerre.gateway.api.schemas import ImageEditCreate
-from daguerre.gateway.services import jobs, uploads
+from daguerre.gateway.services import jobs, json_body, uploads
 from daguerre.image_bytes import png
 from daguerre.store import Store
 from daguerre.store.blobs import BlobStore
@@ -39,6 +43,18 @@ class EditForm:
     params: ImageEditCreate
     images: list[bytes]
     mask: bytes | None
+    digest: str = ""  # the request as sent (request_digest): see fingerprint()
+
+
+def fingerprint(fields: dict[str, str], images: list[bytes], mask: bytes | None) -> str:
+    """The edit as the client sent it, uploads and text fields, streaming aside (a retry
+    may ask to stream or not): equal for a retry of the same request."""
+    digest = hashlib.sha256()
+    for name in sorted(set(fields) - {"stream", "partial_images"}):
+        digest.update(f"{name}={fields[name]}\n".encode())
+    for part in (*images, mask or b""):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
 
 
 async def _read_file(value: object, param: str) -> bytes:
@@ -49,9 +65,15 @@ async def _read_file(value: object, param: str) -> bytes:
 
 async def read_form(request: Request, settings: Settings) -> EditForm:
     content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        document = await json_body.read(request)
+        params, images, mask = json_body.parse(document, settings.max_upload_images)
+        fields = {k: json.dumps(v, sort_keys=True) for k, v in document.items()}
+        return EditForm(params, images, mask, fingerprint(fields, images, mask))
     if not content_type.startswith("multipart/form-data"):
         raise bad_request(
-            "POST /v1/images/edits takes multipart/form-data with the image file(s).",
+            "POST /v1/images/edits takes multipart/form-data with the image file(s), or JSON "
+            "with the images as data URLs.",
             code="invalid_content_type",
         )
     limit = settings.max_upload_images
@@ -81,7 +103,7 @@ async def read_form(request: Request, settings: Settings) -> EditForm:
         params = ImageEditCreate.model_validate(fields)
     except ValidationError as err:
         raise RequestValidationError(err.errors()) from None
-    return EditForm(params, images, mask)
+    return EditForm(params, images, mask, fingerprint(fields, images, mask))
 
 
 @dataclass(frozen=True)
@@ -110,9 +132,9 @@ def edit_size(settings: Settings, params: ImageEditCreate, source: tuple[int, in
     """``auto`` means the source's own size when the model serves it."""
     if params.size != "auto":
         return params.size
-    entry = settings.models.get(params.model or settings.model)
+    _, entry = jobs.resolve_model(settings, params.model)
     width, height = source
-    if entry is not None and width == height and width in entry.sizes:
+    if (width == height and width in entry.sizes) or jobs.by_the_rule(width, height, entry):
         return f"{width}x{height}"
     return "auto"
 
@@ -123,9 +145,19 @@ def draft_spec(settings: Settings, form: EditForm, job_id: str) -> JobSpec:
     image count against the rate limit, the edit feature's rollout). ``size="auto"``
     stands for the model's own auto size until the source's size is known."""
     spec = jobs.resolve_spec(settings, form.params, job_id)
+    entry = settings.models[spec.model]
+    if len(form.images) > entry.edit_images:
+        raise bad_request(
+            f"Invalid value for 'image': model '{spec.model}' edits {entry.edit_images} "
+            f"image(s) at a time, and {len(form.images)} were sent; send the picture to "
+            "edit as 'image'.",
+            param="image",
+            code="too_many_images",
+        )
     source_key, _ = upload_keys(job_id)
     return dataclasses.replace(
         spec,
+        request_digest=form.digest,
         source_key=source_key,  # an edit, for the rollout check; stored by prepare()
         partial_images=(form.params.partial_images or 0) if form.params.stream else 0,
     )
@@ -150,6 +182,7 @@ async def prepare(
         source_key=source_key,
         mask_key=mask_key if checked.mask_png is not None else None,
         partial_images=draft.partial_images,
+        request_digest=draft.request_digest,
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import Request
 
 from daguerre.access import TierSettings
 from daguerre.config import ModelCatalogEntry, Settings
+from daguerre.config.catalog import MAX_ASPECT, MAX_FRAME, SIZE_MULTIPLE
 from daguerre.domain import (
     WAITING_STATUSES,
     Account,
@@ -35,6 +36,9 @@ _SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 
 
 def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, int]:
+    """``auto``, one of the model's square sizes, or any ``WxH`` by OpenAI's current rule
+    (catalog.py): a model that draws squares only has its picture centred in the frame by
+    the worker (workers/imaging.py), and a diffusers pipeline draws the frame itself."""
     if size == "auto":
         return entry.auto_size, entry.auto_size
     match = _SIZE.match(size)
@@ -42,13 +46,68 @@ def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, 
         width, height = int(match[1]), int(match[2])
         if width == height and width in entry.sizes:
             return width, height
-    supported = ", ".join(entry.size_names())
+        if by_the_rule(width, height, entry):
+            return width, height
+    squares = ", ".join(entry.size_names())
+    least = min(entry.sizes)
+    frame = "x".join(map(str, MAX_FRAME))
     raise bad_request(
         f"Invalid value for 'size': {size!r} is not supported by model '{model}'. "
-        f"Supported sizes: {supported}.",
+        f"Supported sizes: {squares}, or WIDTHxHEIGHT with both sides multiples of "
+        f"{SIZE_MULTIPLE} and at least {least}, the longer at most {MAX_ASPECT} times the "
+        f"shorter, within {frame} either way up (such as 1536x1024 or 1024x1536).",
         param="size",
         code="unsupported_size",
     )
+
+
+def by_the_rule(width: int, height: int, entry: ModelCatalogEntry) -> bool:
+    short, long = sorted((width, height))
+    return (
+        width % SIZE_MULTIPLE == 0
+        and height % SIZE_MULTIPLE == 0
+        and short >= min(entry.sizes)
+        and long <= MAX_ASPECT * short
+        and long <= max(MAX_FRAME)
+        and short <= min(MAX_FRAME)
+    )
+
+
+def resolve_model(settings: Settings, name: str | None) -> tuple[str, ModelCatalogEntry]:
+    """The catalog's name for the model a request names (an alias maps to its model, ""
+    to the served one), and its entry; or a 400 listing what is known."""
+    model = name or settings.model
+    if model in settings.model_aliases:
+        model = settings.model_aliases[model] or settings.model
+    entry = settings.models.get(model)
+    if entry is None:
+        known = ", ".join(sorted({*settings.models, *settings.model_aliases}))
+        raise bad_request(
+            f"Invalid value for 'model': unknown model '{name or model}'. Known models: {known}.",
+            param="model",
+            code="model_not_found",
+        )
+    return model, entry
+
+
+def resolve_background(params: RenderParams, model: str, entry: ModelCatalogEntry) -> str:
+    """``opaque`` or ``transparent``: what the image will be (``auto`` is opaque), or a
+    400 where it cannot be that."""
+    if params.background != "transparent":
+        return "opaque"
+    if params.output_format == "jpeg":
+        raise bad_request(
+            "Invalid value for 'background': a JPEG has no transparency; ask for "
+            "output_format 'png' or 'webp', or for an opaque background.",
+            param="background",
+        )
+    if not entry.draws_transparent(model):
+        raise bad_request(
+            f"Invalid value for 'background': model '{model}' does not draw transparent "
+            "backgrounds; ask for 'opaque' or 'auto'.",
+            param="background",
+        )
+    return "transparent"
 
 
 def check_steps(steps: int | None, model: str, entry: ModelCatalogEntry) -> None:
@@ -73,16 +132,9 @@ def resolve_spec(
     steps: int | None = None,
 ) -> JobSpec:
     """The job to run, or a 400 naming the field the catalog cannot serve."""
-    model = params.model or settings.model
-    entry = settings.models.get(model)
-    if entry is None:
-        known = ", ".join(sorted(settings.models))
-        raise bad_request(
-            f"Invalid value for 'model': unknown model '{model}'. Known models: {known}.",
-            param="model",
-            code="model_not_found",
-        )
+    model, entry = resolve_model(settings, params.model)
     width, height = resolve_size(params.size, model, entry)
+    background = resolve_background(params, model, entry)
     check_steps(steps, model, entry)
     return JobSpec(
         prompt=params.prompt,
@@ -95,6 +147,7 @@ def resolve_spec(
         seed=seed if seed is not None else default_seed(job_id),
         steps=steps,
         quality=params.quality,
+        background=background,
     )
 
 
@@ -188,7 +241,10 @@ async def _existing(
 
 def _same_request(recorded: JobSpec, asked: JobSpec) -> bool:
     """Whether ``asked`` is the request that made ``recorded``; the render settings the
-    tier filled in (or degraded mode reduced) are not the client's to repeat."""
+    tier filled in (or degraded mode reduced) are not the client's to repeat. An edit is
+    compared as sent (its uploads are decoded into the recorded spec only once admitted)."""
+    if asked.request_digest is not None or recorded.request_digest is not None:
+        return asked.request_digest == recorded.request_digest
     filled = dataclasses.replace(
         asked,
         steps=recorded.steps,

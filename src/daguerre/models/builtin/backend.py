@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from PIL.Image import Resampling
 
 from daguerre.models.base import ModelInputError, RenderRequest, RenderResult, RenderState
 from daguerre.models.builtin import weights
@@ -39,7 +40,7 @@ from daguerre.models.builtin.understanding import (
     read_prompt,
     read_source,
 )
-from daguerre.models.builtin.verify import DEFAULT_RETRIES, Outcome, Redraws, verify
+from daguerre.models.builtin.verify import DEFAULT_RETRIES, Outcome, Redraws, retries_for, verify
 
 # A request renders the same bits batched or alone only if every matrix product of its
 # rows is computed the same way whatever the batch's row count. MKL's AVX-512 kernels
@@ -217,7 +218,7 @@ class BuiltinModel:
             raise ModelInputError(f"steps must be between 1 and {N_TOKENS} for the built-in model")
         items, readings = zip(*(self._conditioning(r) for r in requests), strict=True)
         generation = self.sampler.start(list(items))
-        redraws = Redraws(readings, self.retries)
+        redraws = Redraws(readings, retries_for(requests[0].quality, self.retries))
         return BuiltinState(0, steps, generation, requests, list(readings), redraws)
 
     def step_many(self, states: Sequence[RenderState]) -> list[RenderState]:
@@ -312,7 +313,7 @@ class BuiltinModel:
                 state.readings,
                 tokenizer.decode,
                 self.sampler.generate,
-                self.retries,
+                retries_for(state.requests[0].quality, self.retries),
             )
             self.verified.add(outcome)
         return [
@@ -325,12 +326,12 @@ class BuiltinModel:
     def _result(
         self, req: RenderRequest, reading: Reading, tokens: np.ndarray, indices: np.ndarray
     ) -> RenderResult:
-        size = (req.width, req.height)
         if reading.unchanged and req.source is not None:
             # The user's own picture, not our redrawing of it: nothing was asked that applies.
-            image = req.source.convert("RGB").resize(size, Image.Resampling.NEAREST)
-        else:
-            image = picture(indices).resize(size, Image.Resampling.NEAREST)
+            image = req.source.convert("RGB").resize((req.width, req.height), Resampling.NEAREST)
+        else:  # the world is square: another frame is filled around it (workers/imaging.py)
+            side = min(req.width, req.height)
+            image = picture(indices).resize((side, side), Resampling.NEAREST)
         if req.mask is not None and req.source is not None:
             image = composite_outside_mask(image, req.source, req.mask)
         revised = reading.revised_prompt

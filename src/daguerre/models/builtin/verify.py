@@ -37,6 +37,12 @@ PLAN_SEEDS = 16  # seed offsets per attempt, one per stage of a plan
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive attempts far apart in seed space
 
 
+def retries_for(quality: str, default: int) -> int:
+    """What a request's ``quality`` buys: the redraws a miss may get (none at low, where
+    nothing is checked either; twice the model's default at high)."""
+    return {"low": 0, "high": 2 * default}.get(quality, default)
+
+
 def retry_temperature(attempt: int) -> float:
     """Plain redraws alternate between the temperatures (a request without plans keeps
     redrawing)."""

@@ -49,7 +49,10 @@ def plan(request: RenderRequest, pipeline: Pipeline, max_side: int | None, name:
         )
     if not isinstance(request.prompt, str):
         raise ModelInputError("prompt must be a string")
-    steps = pipeline.default_steps if request.steps is None else request.steps
+    steps = request.steps
+    if steps is None:  # quality scales the pipeline's own count: half, as is, double
+        scale = {"low": 0.5, "high": 2.0}.get(request.quality, 1.0)
+        steps = max(1, round(pipeline.default_steps * scale))
     limit = int(pipeline.scheduler.config.get("num_train_timesteps", 1000))
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= limit:
         raise ModelInputError(f"steps must be an integer from 1 to {limit}, got {steps!r}")

@@ -6,6 +6,7 @@ edited right; and a row samples alike whatever temperatures its neighbours have.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -235,3 +236,16 @@ def test_free_text_says_what_the_picture_came_out_as(model: BuiltinModel) -> Non
     result = render(model, [RenderRequest("a cat wearing a hat", seed=4)])[0]
     drawn = read_source(np.asarray(result.image.convert("RGB")))
     assert result.revised_prompt == (describe(drawn) if drawn else "a cat wearing a hat")
+
+
+def test_quality_sets_how_much_checking_a_request_gets(
+    model: BuiltinModel, misses_and_hits: tuple[list, list]
+) -> None:
+    """Low checks nothing (the model's first attempt, as fast as it comes); high lets a
+    miss have twice the default redraws."""
+    miss = misses_and_hits[0][0]
+    before = model.verified.checked
+    render(model, [replace(miss, quality="low")])
+    assert model.verified.checked == before
+    assert model.start([replace(miss, quality="high")]).redraws.retries == 2 * model.retries
+    assert model.start([replace(miss, quality="medium")]).redraws.retries == model.retries

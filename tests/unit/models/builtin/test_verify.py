@@ -20,6 +20,7 @@ from daguerre.models.builtin.verify import (
     PLAIN_ATTEMPTS,
     Outcome,
     Redraws,
+    retries_for,
     retry_seed,
     retry_temperature,
     verify,
@@ -246,3 +247,9 @@ def test_after_the_plain_redraws_a_plan_runs_stage_by_stage() -> None:
     assert second.keep is not None
     assert (second.keep == (~editable | mask_keep)).all()
     assert first.seed != second.seed
+
+
+def test_quality_buys_redraws() -> None:
+    assert retries_for("low", 5) == 0
+    assert retries_for("medium", 5) == 5
+    assert retries_for("high", 5) == 10

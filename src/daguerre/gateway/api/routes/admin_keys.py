@@ -173,11 +173,10 @@ async def list_keys(
 async def create_key(body: KeyCreate, _: AdminDep, services: ServicesDep) -> KeyCreated:
     """A new key for an existing account; the response is the only copy of the key."""
     lifetime = _duration(body.expires_in)
-    expires_at = utcnow() + lifetime if lifetime is not None else None
 
     def issue() -> tuple[str, ApiKey]:
         return services.store.accounts.issue_api_key(
-            body.account, label=body.label, scopes=body.scopes, expires_at=expires_at
+            body.account, label=body.label, scopes=body.scopes, expires_in=lifetime
         )
 
     try:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from daguerre.domain import JobRecord
+from daguerre.domain import JobRecord, resolved_quality
 from daguerre.gateway.access import gates
 from daguerre.gateway.access.streams import Release
 from daguerre.gateway.api import image_stream, sse
@@ -71,6 +71,13 @@ async def create_image(
     return await _answer(services, job, body, request, "image_generation", slot)
 
 
+_IMAGE_REFERENCE = {
+    "type": "object",
+    "properties": {
+        "image_url": {"type": "string", "description": "A data URL."},
+        "file_id": {"type": "string"},
+    },
+}
 # The form is read by hand (edits.read_form) to accept both "image" and "image[]" and
 # to word every error OpenAI's way; this tells /openapi.json what it takes.
 _EDIT_FORM = {
@@ -91,7 +98,23 @@ _EDIT_FORM = {
                         **ImageEditCreate.model_json_schema()["properties"],
                     },
                 }
-            }
+            },
+            # The same edit with its images as data URLs (gateway/services/json_body.py).
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images", "prompt"],
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "items": _IMAGE_REFERENCE,
+                            "minItems": 1,
+                        },
+                        "mask": _IMAGE_REFERENCE,
+                        **ImageEditCreate.model_json_schema()["properties"],
+                    },
+                }
+            },
         },
     }
 }
@@ -103,11 +126,17 @@ _EDIT_FORM = {
     responses=_IMAGES_OR_STREAM,
     openapi_extra=_EDIT_FORM,
 )
-async def edit_image(account: AccountDep, services: ServicesDep, request: Request) -> Any:
+async def edit_image(
+    account: AccountDep,
+    services: ServicesDep,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Any:
     """OpenAI's image edit: multipart ``image`` (or ``image[]``), optional ``mask``
-    (transparent = may change), ``prompt`` and the generation fields."""
+    (transparent = may change), ``prompt`` and the generation fields. An
+    ``Idempotency-Key`` makes a retried request the same job."""
     form = await edits.read_form(request, services.settings)  # the body; nothing decoded
-    job_id = job_ids.new_job_id(account, None, None)
+    job_id = job_ids.new_job_id(account, None, idempotency_key)
     draft = edits.draft_spec(services.settings, form, job_id)
     # Decoding and storing the uploads wait until the job is admitted (see edits.py).
     prepare = functools.partial(
@@ -117,7 +146,14 @@ async def edit_image(account: AccountDep, services: ServicesDep, request: Reques
     try:
         # The client waits on this connection for the image: refuse rather than defer.
         job = await jobs.submit(
-            services, account, job_id, draft, request, can_defer=False, fresh=True, prepare=prepare
+            services,
+            account,
+            job_id,
+            draft,
+            request,
+            can_defer=False,
+            fresh=idempotency_key is None,
+            prepare=prepare,
         )
     except BaseException:
         if slot is not None:
@@ -138,7 +174,7 @@ async def _answer(
     """The stream (``slot``: its place among the account's open streams), or the
     image once its job is done."""
     if slot is not None:
-        return sse.response(image_stream.events(services, job.id, kind, body.background), slot)
+        return sse.response(image_stream.events(services, job.id, kind), slot)
     try:
         async with asyncio.timeout(services.settings.sync_wait_timeout_s):
             done = await job_waits.wait_finished(services, job.id)
@@ -172,8 +208,9 @@ async def _images_body(
         created=int(time.time()),
         data=data,
         usage=image_stream.usage(job),
+        background=spec.background,
         output_format=spec.output_format,
-        quality=spec.quality,
+        quality=resolved_quality(spec.quality),
         size=f"{spec.width}x{spec.height}",
     )
 
