@@ -7,6 +7,7 @@ that a reader (or an object-store lifecycle rule) sees the whole layout at once.
     previews/<job>/latest.png          the latest preview (overwritten each step)
     previews/<job>/partial-<i>.<fmt>   the partial images a stream asked for
     checkpoints/<job>/<step>.state     a render's resumable state
+    files/<account>/<file>             a file uploaded through /v1/files
 
 ``<job>`` is the job's row id (for a client-chosen id, the derived one), so one
 account's keys never collide with another's.
@@ -48,6 +49,10 @@ def checkpoint_key(job_id: str, step: int) -> str:
 
 def checkpoint_prefix(job_id: str) -> str:
     return f"checkpoints/{job_id}"
+
+
+def file_key(account_id: str, file_id: str) -> str:
+    return f"files/{account_id}/{file_id}"
 
 
 def job_prefixes(job_id: str) -> tuple[str, ...]:

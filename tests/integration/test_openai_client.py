@@ -94,10 +94,13 @@ def test_todays_parameters_a_wide_transparent_webp_under_an_openai_name(stack: S
     assert check(on_white.convert("RGB"), spec).ok, check(on_white.convert("RGB"), spec).reasons
 
 
-def test_edits_as_json_with_a_data_url_and_several_images_refused(stack: Stack) -> None:
-    """The JSON form of an edit (OpenAI's ``images`` by reference), sent through the
-    official client's own request method; and several images, which the built-in model
-    refuses clearly instead of editing the first one silently."""
+def test_edits_as_json_by_data_url_and_by_file_id_and_several_images_refused(
+    stack: Stack,
+) -> None:
+    """The JSON form of an edit (OpenAI's ``images`` by reference: a data URL, then an
+    uploaded file's id), sent through the official client's own request method; and
+    several images, which the built-in model refuses clearly instead of editing the
+    first one silently."""
     if stack.model != "builtin":
         pytest.skip("the test model does not edit")
     api = client(stack, stack.new_key())
@@ -118,6 +121,18 @@ def test_edits_as_json_with_a_data_url_and_several_images_refused(stack: Stack) 
     assert check(image, spec).ok, check(image, spec).reasons
 
     png = base64.b64decode(made.data[0].b64_json)
+    # The same picture uploaded once through the Files API, then named by its id.
+    uploaded = api.files.create(file=("circle.png", io.BytesIO(png)), purpose="vision")
+    assert uploaded.id.startswith("file-") and uploaded.bytes == len(png)
+    body = {"prompt": "make the circle green", "images": [{"file_id": uploaded.id}]}
+    by_id = api.post("/images/edits", body=body, cast_to=openai.types.ImagesResponse)
+    assert by_id.data is not None and by_id.data[0].b64_json is not None
+    image = Image.open(io.BytesIO(base64.b64decode(by_id.data[0].b64_json)))
+    assert check(image, spec).ok, check(image, spec).reasons
+    assert api.files.delete(uploaded.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        api.files.retrieve(uploaded.id)
+
     with pytest.raises(openai.BadRequestError, match="2 were sent"):
         api.images.edit(
             model="gpt-image-1",

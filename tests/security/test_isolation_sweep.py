@@ -50,6 +50,8 @@ CALLER_SCOPED = {
     ("POST", "/v1/images/generations"),
     ("POST", "/v1/images/edits"),
     ("GET", "/v1/images"),  # the caller's own images (see test_the_image_list_is_the_callers)
+    ("GET", "/v1/files"),  # the caller's own files
+    ("POST", "/v1/files"),
     ("GET", "/v1/conversations"),
     ("POST", "/v1/conversations"),
     ("GET", "/v1/models"),
@@ -87,6 +89,7 @@ def fillers(victim: Victim) -> dict[str, list[str]]:
         "turn_index": victim.turn_numbers,
         "index": victim.turn_numbers,
         "key_id": victim.key_ids,
+        "file_id": victim.file_ids,
         "account_id": [victim.account_id],
         # Not A's, but what the operator's routes take (B is refused them anyway).
         "name": ["pro", "generate", "index.html"],

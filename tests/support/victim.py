@@ -43,6 +43,7 @@ class Victim:
     turn_ids: list[str] = field(default_factory=list)
     turn_numbers: list[str] = field(default_factory=list)
     key_ids: list[str] = field(default_factory=list)
+    file_ids: list[str] = field(default_factory=list)
     link: SignedLink | None = None
     webhook_secrets: list[str] = field(default_factory=list)
 
@@ -56,6 +57,7 @@ class Victim:
             self.conversation_id,
             *self.turn_ids,
             *self.key_ids,
+            *self.file_ids,
         }
 
     def secrets(self) -> set[str]:
@@ -130,6 +132,15 @@ async def seed(client: httpx.AsyncClient, target: InProcess) -> Victim:
     )
     assert edit.status_code == 200, edit.text
     victim.image_ids.append(_link(edit.json()["data"][0]["url"]).image_id)
+
+    uploaded = await client.post(
+        "/v1/files",
+        files={"file": ("secret.png", png_bytes(64), "image/png")},
+        data={"purpose": "vision"},
+        headers=a,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    victim.file_ids.append(uploaded.json()["id"])
 
     # A's webhook signing secret, made now if the store makes them on demand.
     ensure = getattr(target.store.accounts, "ensure_webhook_secret", None)

@@ -14,7 +14,16 @@ from daguerre.gateway.access.ratelimit import RateLimitHeadersMiddleware
 from daguerre.gateway.api import docs
 from daguerre.gateway.api.errors import BodyLimitMiddleware, install_error_handlers
 from daguerre.gateway.api.openapi import install_openapi
-from daguerre.gateway.api.routes import admin, conversations, health, images, jobs, metrics, models
+from daguerre.gateway.api.routes import (
+    admin,
+    conversations,
+    files,
+    health,
+    images,
+    jobs,
+    metrics,
+    models,
+)
 from daguerre.gateway.api.routes import webhooks as webhook_routes
 from daguerre.gateway.api.routes.web import router as web_router
 from daguerre.gateway.api.security_headers import SecurityHeadersMiddleware
@@ -57,11 +66,14 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        path_limits={"/v1/images/edits": settings.max_upload_bytes},
+        path_limits={
+            "/v1/images/edits": settings.max_upload_bytes,
+            "/v1/files": settings.max_upload_bytes,
+        },
     )
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
-    for module in (health, images, jobs, models, conversations, admin, metrics):
+    for module in (health, images, files, jobs, models, conversations, admin, metrics):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)  # the account's webhook signing secret
     webhook_routes.document_events(app)

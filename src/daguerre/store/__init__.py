@@ -17,6 +17,7 @@ from daguerre.store.controls import ControlStore
 from daguerre.store.conversations import ConversationStore
 from daguerre.store.db import make_engine, make_sessions
 from daguerre.store.expiry import JobExpiry
+from daguerre.store.files import FileStore
 from daguerre.store.images import ImageStore
 from daguerre.store.jobs import JobStore
 from daguerre.store.migrate import upgrade_head
@@ -34,6 +35,7 @@ __all__ = [
     "BlobStoreUnavailable",
     "ControlStore",
     "ConversationStore",
+    "FileStore",
     "ImageStore",
     "JobStore",
     "LocalBlobStore",
@@ -60,6 +62,7 @@ class Store:
     controls: ControlStore
     workers: WorkerRegistry  # what each worker process reports of itself
     expiry: JobExpiry
+    files: FileStore  # what accounts uploaded through /v1/files
 
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` (a method of this store, usually) from async code,
@@ -93,4 +96,5 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         controls=ControlStore(sessions),
         workers=WorkerRegistry(sessions),
         expiry=JobExpiry(sessions),
+        files=FileStore(sessions),
     )

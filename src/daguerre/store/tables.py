@@ -169,6 +169,23 @@ class ImageRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class FileRow(Base):
+    """A file an account uploaded (``POST /v1/files``): an image it can name by id in an
+    edit. The bytes are in the blob store (blob_layout.file_key)."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_account_created", "account_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    media_type: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ConversationRow(Base):
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_account_updated", "account_id", "updated_at"),)

@@ -161,7 +161,8 @@ async def test_a_json_edit_takes_its_images_as_data_urls(gateway: Gateway) -> No
     ("image", "param", "words"),
     [
         ({"image_url": "https://example.com/a.png"}, "images", "does not download"),
-        ({"file_id": "file-abc"}, "images", "file_id is not supported"),
+        ({"file_id": "file-abc"}, "images", "no file found with id 'file-abc'"),
+        ({"file_id": "file-abc", "image_url": "data:,"}, "images", "either an image_url"),
         ({"image_url": "data:image/png;base64,%%%"}, "images", "does not decode"),
         ({"image_url": data_url(b"hello, not pixels")}, "image", "not a PNG, JPEG or WebP"),
         ({"image_url": "x", "surprise": 1}, "images.0.surprise", "Extra inputs"),

@@ -63,11 +63,12 @@ async def _read_file(value: object, param: str) -> bytes:
     return await value.read()
 
 
-async def read_form(request: Request, settings: Settings) -> EditForm:
+async def read_form(request: Request, settings: Settings, fetch: json_body.FetchFile) -> EditForm:
+    """The edit as sent; ``fetch`` reads the caller's files that a JSON body names."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         document = await json_body.read(request)
-        params, images, mask = json_body.parse(document, settings.max_upload_images)
+        params, images, mask = await json_body.parse(document, settings.max_upload_images, fetch)
         fields = {k: json.dumps(v, sort_keys=True) for k, v in document.items()}
         return EditForm(params, images, mask, fingerprint(fields, images, mask))
     if not content_type.startswith("multipart/form-data"):

@@ -3,9 +3,9 @@
 OpenAI's JSON form of an edit names its images by reference: ``{"image_url": ...}`` or
 ``{"file_id": ...}``. Daguerre takes data URLs (``data:image/png;base64,...``), whose
 bytes then pass the same checks as an uploaded file (uploads.py: the real type, the
-pixel count). It fetches no remote URL: a gateway that downloads what a client names
-can be made to reach inside the network it runs in. ``file_id`` is refused with a 400
-that says what to send instead, as there is no Files API yet.
+pixel count), or ids of the caller's own files (``/v1/files``). It fetches no remote
+URL: a gateway that downloads what a client names can be made to reach inside the
+network it runs in.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
@@ -21,6 +22,9 @@ from pydantic import ValidationError
 
 from daguerre.gateway.api.errors import bad_request
 from daguerre.gateway.api.schemas import ImageEditCreate, ImageEditJSON, ImageReference
+
+# A file of the caller's account by id: its bytes, or None when there is no such file.
+FetchFile = Callable[[str], Awaitable[bytes | None]]
 
 _DATA_URL = re.compile(
     r"data:(?P<type>[\w.+/-]*)(?P<params>(;[\w.+-]+=[^;,]*)*);base64,(?P<data>.*)", re.S
@@ -37,8 +41,8 @@ async def read(request: Request) -> dict[str, Any]:
     return document
 
 
-def parse(
-    document: dict[str, Any], limit: int
+async def parse(
+    document: dict[str, Any], limit: int, fetch: FetchFile
 ) -> tuple[ImageEditCreate, list[bytes], bytes | None]:
     """The edit's fields, its images' bytes and its mask's, or a 400 naming the field."""
     try:
@@ -51,27 +55,29 @@ def parse(
             param="images",
             code="too_many_images",
         )
-    images = [image_bytes(ref, "images") for ref in body.images]
-    mask = image_bytes(body.mask, "mask") if body.mask is not None else None
+    images = [await image_bytes(ref, "images", fetch) for ref in body.images]
+    mask = await image_bytes(body.mask, "mask", fetch) if body.mask is not None else None
     params = ImageEditCreate.model_validate(body.model_dump(exclude={"images", "mask"}))
     return params, images, mask
 
 
-def image_bytes(ref: ImageReference, param: str) -> bytes:
+async def image_bytes(ref: ImageReference, param: str, fetch: FetchFile) -> bytes:
+    if (ref.file_id is None) == (ref.image_url is None):
+        raise bad_request(
+            f"Invalid value for '{param}': give each image either an image_url (a data URL) "
+            "or a file_id.",
+            param=param,
+        )
     if ref.file_id is not None:
-        raise bad_request(
-            f"Invalid value for '{param}': file_id is not supported here yet; send the image "
-            "as a data URL (image_url: data:image/png;base64,...) or upload it as a file "
-            "(multipart).",
-            param=param,
-            code="unsupported_file_id",
-        )
-    if ref.image_url is None:
-        raise bad_request(
-            f"Invalid value for '{param}': give each image an image_url.",
-            param=param,
-            code="missing_required_parameter",
-        )
+        data = await fetch(ref.file_id)
+        if data is None:  # another account's file reads as missing too
+            raise bad_request(
+                f"Invalid value for '{param}': no file found with id '{ref.file_id}'.",
+                param=param,
+                code="file_not_found",
+            )
+        return data
+    assert ref.image_url is not None
     match = _DATA_URL.fullmatch(ref.image_url)
     if match is None:
         raise bad_request(

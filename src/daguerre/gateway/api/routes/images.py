@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import functools
 import time
@@ -135,7 +136,18 @@ async def edit_image(
     """OpenAI's image edit: multipart ``image`` (or ``image[]``), optional ``mask``
     (transparent = may change), ``prompt`` and the generation fields. An
     ``Idempotency-Key`` makes a retried request the same job."""
-    form = await edits.read_form(request, services.settings)  # the body; nothing decoded
+
+    async def fetch(file_id: str) -> bytes | None:
+        """One of the caller's files (/v1/files), as a JSON edit names it."""
+        store = services.store
+        stored = await store.run(store.files.get, account.id, file_id)
+        if stored is None:
+            return None
+        with contextlib.suppress(KeyError):
+            return await store.run(store.blobs.get, stored.blob_key)
+        return None
+
+    form = await edits.read_form(request, services.settings, fetch)  # nothing decoded yet
     job_id = job_ids.new_job_id(account, None, idempotency_key)
     draft = edits.draft_spec(services.settings, form, job_id)
     # Decoding and storing the uploads wait until the job is admitted (see edits.py).
