@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
+import c2pa
 import httpx
 import openai
 import pytest
@@ -38,6 +40,14 @@ def test_images_generate_b64_json(stack: Stack) -> None:
         assert check(image, spec).ok, check(image, spec).reasons
     assert result.usage is not None and result.usage.total_tokens > 0
     assert result.created > 0
+    # Content credentials: a C2PA reader finds a valid manifest naming the model.
+    report = json.loads(c2pa.Reader("image/png", io.BytesIO(base64.b64decode(b64))).json())
+    assert report["validation_state"] == "Valid"
+    manifest = report["manifests"][report["active_manifest"]]
+    (actions,) = [a for a in manifest["assertions"] if a["label"].startswith("c2pa.actions")]
+    (created,) = actions["data"]["actions"]
+    assert created["digitalSourceType"].endswith("/trainedAlgorithmicMedia")
+    assert created["softwareAgent"]["name"] == stack.model
 
 
 def test_images_generate_url_and_n(stack: Stack) -> None:

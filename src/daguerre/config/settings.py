@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from daguerre.access import TierSettings, load_access
 from daguerre.config.object_store import ObjectStoreSection
 from daguerre.config.policy import AccessSection, PoolsSection, WebhooksSection
+from daguerre.config.provenance import ProvenanceSection
 from daguerre.config.runtime import (
     EngineSection,
     GatewaySection,
@@ -39,6 +40,7 @@ class Settings(  # BaseSettings last: its configuration (env parsing) wins
     PoolsSection,
     AccessSection,
     WebhooksSection,
+    ProvenanceSection,
     LauncherSection,
     BaseSettings,
 ):

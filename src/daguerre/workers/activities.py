@@ -49,6 +49,7 @@ from daguerre.workers.engine_client import Driver, Engine, ProcessDriver, Ticket
 from daguerre.workers.job_rows import JobRows
 from daguerre.workers.metrics import WorkerMetrics
 from daguerre.workers.progress import JobRef, Progress
+from daguerre.workers.provenance import open_provenance
 from daguerre.workers.results import store_images
 from daguerre.workers.runtime import requests_for
 
@@ -108,6 +109,7 @@ class RenderActivities:
         self._rows = rows
         self._checkpoints = checkpoints
         self._progress = Progress(rows, store)
+        self._provenance = open_provenance(settings)  # content credentials, or None
         assert engine.info is not None, "start the engine first"
         self.batch_images = engine.info.batch_images
         # A third of the timeout: two beats may be late before Temporal gives up on it.
@@ -219,7 +221,14 @@ class RenderActivities:
             return await self._current(job_id)
         account_id = inp.account_id or await self._account_of(job_id)
         images = await run_blocking(
-            store_images, self._store.blobs, job_id, account_id, job.spec, results, edit
+            store_images,
+            self._store.blobs,
+            job_id,
+            account_id,
+            job.spec,
+            results,
+            edit,
+            self._provenance,
         )
         if not await self._rows.change(job_id, lambda c: c.complete(job_id, images)):
             return await self._current(job_id)

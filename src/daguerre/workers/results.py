@@ -12,6 +12,7 @@ from daguerre.models.base import RenderResult
 from daguerre.store.blobs import BlobStore
 from daguerre.workers import imaging
 from daguerre.workers.edits import EditInputs
+from daguerre.workers.provenance import Provenance
 
 
 def image_id(job_id: str, index: int) -> str:
@@ -25,9 +26,10 @@ def store_images(
     spec: JobSpec,
     results: list[RenderResult],
     edit: EditInputs,
+    provenance: Provenance | None = None,
 ) -> list[ImageRecord]:
-    """Encode and store each image (and the model's own encoding of it, for later edits);
-    blocking: call it from a thread."""
+    """Encode, sign (``provenance``: its content credentials) and store each image, and
+    the model's own encoding of it for later edits; blocking: call it from a thread."""
     fmt = OutputFormat(spec.output_format)
     images = []
     for index, result in enumerate(results):
@@ -37,7 +39,10 @@ def store_images(
         if spec.background == "transparent":
             picture = imaging.transparent(picture, imaging.border_colour(result.image))
         blob_key = blob_layout.image_key(job_id, index, fmt.value)
-        blobs.put(blob_key, imaging.encode(picture, fmt, spec.output_compression))
+        data = imaging.encode(picture, fmt, spec.output_compression)
+        if provenance is not None:
+            data = provenance.sign(data, fmt.media_type, spec.model, edit=spec.is_edit)
+        blobs.put(blob_key, data)
         encoding_key = None
         if result.encoding is not None:
             encoding_key = blob_layout.encoding_key(job_id, index)
