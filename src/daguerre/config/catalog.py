@@ -25,8 +25,9 @@ OPENAI_MODEL_NAMES = (
     "dall-e-2",
     "dall-e-3",
 )
-# Any size by OpenAI's current rule (jobs.resolve_size): both sides multiples of 16, the
-# longer at most three times the shorter, and the frame within 3840x2160 either way up.
+# Any size by OpenAI's current rule (gateway/services/catalog_checks.py): both sides
+# multiples of 16, the longer at most three times the shorter, and the frame within
+# 3840x2160 either way up.
 SIZE_MULTIPLE = 16
 MAX_ASPECT = 3
 MAX_FRAME = (3840, 2160)

@@ -28,6 +28,11 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from daguerre.config import Settings
 from daguerre.store.private import make_dirs, private_dir
 
@@ -128,58 +133,56 @@ def _new_local_ca_signer() -> tuple[bytes, bytes]:
     """A self-signed CA (10 years) and a signer certificate it issues (2 years) for C2PA:
     EC P-256 keys, the signer's usage digital signature with the email-protection EKU
     that C2PA accepts. Returns (chain PEM, signer key PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.now(UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name(
-            [
-                x509.NameAttribute(NameOID.COMMON_NAME, common),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Daguerre (local)"),
-            ]
-        )
-
-    def usage(sign: bool, ca: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(sign, False, False, False, False, ca, ca, False, False)
-
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("Daguerre local CA"))
-        .issuer_name(name("Daguerre local CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage(sign=False, ca=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    signer = (
-        x509.CertificateBuilder()
-        .subject_name(name("Daguerre image signer"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=730))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage(sign=True, ca=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca, signer = _certificates(ca_key, key, datetime.now(UTC))
     pem = serialization.Encoding.PEM
     chain = signer.public_bytes(pem) + ca.public_bytes(pem)
     private = key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return chain, private
+
+
+def _certificates(
+    ca_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey, now: datetime
+) -> tuple[x509.Certificate, x509.Certificate]:
+    """(the CA's self-signed certificate, the signer's, issued by the CA)."""
+
+    def name(common: str) -> x509.Name:
+        organisation = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Daguerre (local)")
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common), organisation])
+
+    def usage(sign: bool, ca: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(sign, False, False, False, False, ca, ca, False, False)
+
+    def issued(
+        subject: str, public: ec.EllipticCurvePublicKey, issuer: x509.Name, days: int
+    ) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=days))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
+        )
+
+    ca = (
+        issued("Daguerre local CA", ca_key.public_key(), name("Daguerre local CA"), 3650)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage(sign=False, ca=True), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    signer = (
+        issued("Daguerre image signer", key.public_key(), ca.subject, 730)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(sign=True, ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ca, signer

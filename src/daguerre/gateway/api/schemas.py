@@ -15,8 +15,9 @@ MAX_PROMPT_CHARS = 32_000
 MAX_IMAGES = 10
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # What ``size`` may look like; which sizes a model serves is checked against the
-# catalog (jobs.resolve_size), with an error that lists them. The pattern is in the
-# schema (json_schema_extra) so that /openapi.json says it; the check stays ours.
+# catalog (gateway/services/catalog_checks.py), with an error that lists them. The
+# pattern is in the schema (json_schema_extra) so that /openapi.json says it; the check
+# stays ours.
 SIZE_PATTERN = r"^(auto|\d{1,5}x\d{1,5})$"
 _SIZE_SCHEMA: JsonDict = {"pattern": SIZE_PATTERN}
 # The prompt's bounds, for /openapi.json; the validators below check them with

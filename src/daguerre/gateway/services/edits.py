@@ -29,7 +29,7 @@ from daguerre.domain import JobSpec
 from daguerre.gateway.api import text_guard
 from daguerre.gateway.api.errors import bad_request
 from daguerre.gateway.api.schemas import ImageEditCreate
-from daguerre.gateway.services import jobs, json_body, uploads
+from daguerre.gateway.services import catalog_checks, jobs, json_body, uploads
 from daguerre.image_bytes import png
 from daguerre.store import Store
 from daguerre.store.blobs import BlobStore
@@ -133,9 +133,10 @@ def edit_size(settings: Settings, params: ImageEditCreate, source: tuple[int, in
     """``auto`` means the source's own size when the model serves it."""
     if params.size != "auto":
         return params.size
-    _, entry = jobs.resolve_model(settings, params.model)
+    _, entry = catalog_checks.resolve_model(settings, params.model)
     width, height = source
-    if (width == height and width in entry.sizes) or jobs.by_the_rule(width, height, entry):
+    square = width == height and width in entry.sizes
+    if square or catalog_checks.by_the_rule(width, height, entry):
         return f"{width}x{height}"
     return "auto"
 
