@@ -97,6 +97,13 @@ class TierSettings(RenderDefaults):
         "its images answer 410). None: kept until deleted.",
     )
 
+    moderation: Literal["standard", "strict"] = Field(
+        default="standard",
+        description="Prompt moderation: `standard` refuses severe and sensitive terms, and a "
+        "request's `moderation: low` relaxes it to severe ones only; `strict` ignores "
+        "`low`.",
+    )
+
     _check_requests = field_validator("requests", "images")(_limit)
 
 

@@ -85,6 +85,8 @@ class JobSpec:
     quality: str | None = None
     # "opaque", or "transparent": the picture's background is keyed out to alpha 0.
     background: str = "opaque"
+    # OpenAI's ``moderation``: "auto", or "low" (relaxed where the tier allows it).
+    moderation: str = "auto"
     # An edit: blob keys of the source image, its mask (OpenAI's meaning: alpha 0 may
     # change) and the model's own encoding of the source when Daguerre made it. Images
     # travel by blob key, never inside Temporal payloads.

@@ -72,6 +72,10 @@ def test_errors_raise_the_usual_exceptions(stack: Stack) -> None:
         api.images.generate(model=stack.model, prompt=PROMPT, n=100)
     with pytest.raises(openai.AuthenticationError):
         client(stack, "dg-wrong").images.generate(model=stack.model, prompt=PROMPT)
+    # Prompt moderation answers OpenAI's refusal, which the client raises as such.
+    with pytest.raises(openai.BadRequestError) as refused:
+        api.images.generate(model="gpt-image-1", prompt="a large red circle, nsfw")
+    assert refused.value.code == "moderation_blocked"
 
 
 def test_todays_parameters_a_wide_transparent_webp_under_an_openai_name(stack: Stack) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daguerre.access import TierSettings, load_access
+from daguerre.config.moderation import ModerationSection
 from daguerre.config.object_store import ObjectStoreSection
 from daguerre.config.policy import AccessSection, PoolsSection, WebhooksSection
 from daguerre.config.provenance import ProvenanceSection
@@ -40,6 +41,7 @@ class Settings(  # BaseSettings last: its configuration (env parsing) wins
     PoolsSection,
     AccessSection,
     WebhooksSection,
+    ModerationSection,
     ProvenanceSection,
     LauncherSection,
     BaseSettings,

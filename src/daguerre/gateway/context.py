@@ -11,6 +11,7 @@ from daguerre.engine.client import TemporalWorkflowClient, WorkflowClient
 from daguerre.gateway.access.admission import Admission
 from daguerre.gateway.access.controls import LiveControls
 from daguerre.gateway.access.keycache import KeyCache
+from daguerre.gateway.access.moderation import Moderation
 from daguerre.gateway.access.ratelimit import RateLimiter
 from daguerre.gateway.access.streams import StreamSlots
 from daguerre.gateway.metrics import Metrics
@@ -35,6 +36,7 @@ class Services:
     metrics: Metrics
     keys: KeyCache
     streams: StreamSlots
+    moderation: Moderation
     _refresher: asyncio.Task[None] | None = None
     _reconciler: asyncio.Task[None] | None = None
     _retention: asyncio.Task[None] | None = None
@@ -66,6 +68,7 @@ class Services:
             metrics=metrics,
             keys=KeyCache(settings.auth_cache_s),
             streams=StreamSlots(settings.max_streams_per_account),
+            moderation=Moderation(settings),
         )
         services._refresher = asyncio.create_task(controls.run())
         if settings.orphan_sweep_s > 0:  # at start-up, then periodically

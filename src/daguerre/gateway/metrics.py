@@ -39,6 +39,12 @@ class Metrics:
             [*labels, "reason"],
             registry=self.registry,
         )
+        self.moderation_refusals = Counter(
+            "daguerre_moderation_refusals",
+            "Prompts moderation refused (moderation_blocked), by tier and policy",
+            ["tier", "policy"],
+            registry=self.registry,
+        )
         self.degraded_jobs = Counter(
             "daguerre_jobs_degraded",
             "Jobs given their tier's reduced settings",

@@ -21,6 +21,7 @@ from daguerre.store.files import FileStore
 from daguerre.store.images import ImageStore
 from daguerre.store.jobs import JobStore
 from daguerre.store.migrate import upgrade_head
+from daguerre.store.moderation import ModerationLog
 from daguerre.store.private import private_dir
 from daguerre.store.queue_stats import QueueStats
 from daguerre.store.threads import run_blocking
@@ -63,6 +64,7 @@ class Store:
     workers: WorkerRegistry  # what each worker process reports of itself
     expiry: JobExpiry
     files: FileStore  # what accounts uploaded through /v1/files
+    moderation: ModerationLog  # refused prompts, for audit
 
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` (a method of this store, usually) from async code,
@@ -97,4 +99,5 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         workers=WorkerRegistry(sessions),
         expiry=JobExpiry(sessions),
         files=FileStore(sessions),
+        moderation=ModerationLog(sessions),
     )

@@ -169,6 +169,21 @@ class ImageRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ModerationRow(Base):
+    """A prompt moderation refused: who, when, by which policy, why, and the prompt, for
+    the operators' audit (``GET /admin/moderation``)."""
+
+    __tablename__ = "moderation_refusals"
+    __table_args__ = (Index("ix_moderation_account_created", "account_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    policy: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class FileRow(Base):
     """A file an account uploaded (``POST /v1/files``): an image it can name by id in an
     edit. The bytes are in the blob store (blob_layout.file_key)."""

@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import Depends
 
 from daguerre.access import TierSettings, feature_allows
-from daguerre.domain import Account
+from daguerre.domain import Account, JobSpec
+from daguerre.gateway.access.moderation import ClassifierDown
 from daguerre.gateway.api.deps import OptionalAccountDep, ServicesDep
 from daguerre.gateway.api.errors import APIError
 from daguerre.gateway.context import Services
@@ -118,3 +119,27 @@ ReadLimit = Depends(_read_limited)
 READ_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"description": "Past the account's read limit (or its open streams): retry later."}
 }
+
+
+async def check_moderation(services: Services, account: Account, spec: JobSpec) -> None:
+    """A 400 ``moderation_blocked`` for a prompt the policy refuses (counted, and recorded
+    for audit); a 503 when the classifier is down and ``moderation_on_error`` refuses."""
+    tier = services.controls.tier(account.tier)
+    relaxed = spec.moderation == "low" and tier.moderation == "standard"
+    try:
+        verdict = await services.moderation.check(spec.prompt, relaxed)
+    except ClassifierDown as err:
+        raise APIError(503, f"{err}; try again shortly.", code="moderation_unavailable") from err
+    if not verdict.refused:
+        return
+    services.metrics.moderation_refusals.labels(account.tier, verdict.policy).inc()
+    log_refusal = services.store.moderation.record
+    await run_blocking(log_refusal, account.id, verdict.policy, verdict.reason, spec.prompt)
+    raise APIError(
+        400,
+        "Your request was rejected by the safety system: the prompt asks for content this "
+        "service does not make. Rephrase it and try again.",
+        type="image_generation_user_error",
+        param="prompt",
+        code="moderation_blocked",
+    )

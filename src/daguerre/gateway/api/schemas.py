@@ -51,7 +51,10 @@ class RenderParams(BaseModel):
         default=None,
         description='"transparent": the background has alpha 0 (png and webp). Default: opaque.',
     )
-    moderation: str | None = None
+    moderation: Literal["auto", "low"] | None = Field(
+        default=None,
+        description='"low" relaxes prompt moderation where the tier allows it. Default: auto.',
+    )
     style: str | None = None
     user: str | None = None
 

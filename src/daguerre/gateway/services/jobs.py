@@ -56,6 +56,7 @@ def resolve_spec(
         steps=steps,
         quality=params.quality,
         background=background,
+        moderation=params.moderation or "auto",
     )
 
 
@@ -98,6 +99,7 @@ async def submit(
     job = None if fresh else await _existing(services, account, job_id, client_id)
     created = False
     if job is None:
+        await gates.check_moderation(services, account, spec)  # before it costs anything
         admitted = await admit(services, account, spec, request, can_defer)
         if prepare is not None:
             spec = await prepare(spec)

@@ -13,13 +13,14 @@ from daguerre.access import FeatureSettings, RenderDefaults, TierSettings, merge
 from daguerre.gateway.access.controls import degraded_key, feature_key, pace_key, tier_key
 from daguerre.gateway.api.deps import AdminDep, ServicesDep
 from daguerre.gateway.api.errors import APIError, bad_request, not_found
-from daguerre.gateway.api.routes import admin_keys, admin_workers
+from daguerre.gateway.api.routes import admin_keys, admin_moderation, admin_workers
 from daguerre.gateway.context import Services
 from daguerre.store.threads import run_blocking
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 router.include_router(admin_keys.router)  # /admin/keys: the API key lifecycle
 router.include_router(admin_workers.router)  # /admin/workers: the live workers per pool
+router.include_router(admin_moderation.router)  # /admin/moderation: refused prompts
 
 
 class TierUpdate(BaseModel):
@@ -41,6 +42,7 @@ class TierUpdate(BaseModel):
     degraded: RenderDefaults | None = None
     # null: keep the tier's images until deleted.
     retention_days: float | None = None
+    moderation: Literal["standard", "strict"] | None = None
 
 
 class FeatureUpdate(BaseModel):
