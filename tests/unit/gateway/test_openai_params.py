@@ -3,10 +3,12 @@ model names as aliases, ``background`` resolved and echoed, and usage's output d
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from daguerre.config import ModelCatalogEntry, Settings
 from daguerre.domain import JobSpec
@@ -131,3 +133,44 @@ async def test_quality_is_echoed_resolved(
 ) -> None:
     fields = {"size": "64x64"} | ({"quality": asked} if asked else {})
     assert (await generate(gateway, **fields))["quality"] == resolved
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("complexity", "high", "use 'quality'"),
+        ("frame_count", 4, "animated (GIF) output"),
+        ("frame_duration_ms", 100, "animated (GIF) output"),
+        ("svg", {"model": "x"}, "SVG output"),
+        ("output_format", "gif", "png"),
+    ],
+)
+async def test_openai_parameters_no_model_here_honours_are_refused_by_name(
+    gateway: Gateway, field: str, value: Any, words: str
+) -> None:
+    body = {"prompt": "a red circle", field: value}
+    response = await gateway.client.post(GENERATE, json=body, headers=gateway.auth())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == field and words in error["message"]
+    assert gateway.engine.submitted == []
+
+
+async def test_accepted_openai_parameters_that_change_nothing(gateway: Gateway) -> None:
+    """``user``, ``safety_identifier`` and the legacy ``style`` are accepted (docs/api.md
+    says what each does here)."""
+    await generate(gateway, size="64x64", user="u", safety_identifier="hash", style="vivid")
+
+
+async def test_an_edit_with_markup_is_refused_by_name(gateway: Gateway) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(buffer, format="PNG")
+    files = [
+        ("image", ("a.png", buffer.getvalue(), "image/png")),
+        ("markup", ("m.png", buffer.getvalue(), "image/png")),
+    ]
+    response = await gateway.client.post(
+        "/v1/images/edits", files=files, data={"prompt": "p"}, headers=gateway.auth()
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "markup"

@@ -6,9 +6,9 @@ names the field, see errors.py); checks against the model catalog live in jobs.p
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.json_schema import JsonDict
 
 MAX_PROMPT_CHARS = 32_000
@@ -25,6 +25,15 @@ _SIZE_SCHEMA: JsonDict = {"pattern": SIZE_PATTERN}
 _PROMPT_SCHEMA: JsonDict = {"minLength": 1, "maxLength": MAX_PROMPT_CHARS}
 
 Quality = Literal["auto", "low", "medium", "high", "standard", "hd"]
+# OpenAI parameters no Daguerre model can honour: refused with a 400 that names them and
+# says why, rather than ignored (docs/api.md has the table of every parameter).
+UNSUPPORTED = {
+    "complexity": "no model here plans separately from rendering; use 'quality'",
+    "frame_count": "animated (GIF) output is not made here",
+    "frame_duration_ms": "animated (GIF) output is not made here",
+    "svg": "SVG output is not made here",
+    "markup": "guide an edit with a 'mask' instead",
+}
 
 
 class RenderParams(BaseModel):
@@ -55,8 +64,24 @@ class RenderParams(BaseModel):
         default=None,
         description='"low" relaxes prompt moderation where the tier allows it. Default: auto.',
     )
-    style: str | None = None
+    style: str | None = Field(default=None, description="Legacy (DALL-E 3); no effect.")
     user: str | None = None
+    safety_identifier: str | None = Field(
+        default=None, description="Accepted; the account is what moderation tracks."
+    )
+    complexity: Any = Field(default=None, description="Refused: see UNSUPPORTED.")
+    frame_count: Any = Field(default=None, description="Refused: see UNSUPPORTED.")
+    frame_duration_ms: Any = Field(default=None, description="Refused: see UNSUPPORTED.")
+    svg: Any = Field(default=None, description="Refused: see UNSUPPORTED.")
+    markup: Any = Field(default=None, description="Refused: see UNSUPPORTED.")
+
+    @field_validator(*UNSUPPORTED, mode="before")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if value is not None:
+            raise ValueError(f"'{name}' is not supported: {UNSUPPORTED.get(name, '')}")
+        return value
 
     @field_validator("prompt")
     @classmethod
@@ -81,7 +106,10 @@ class ImageGenerateCreate(RenderParams):
 class ImageEditCreate(ImageGenerateCreate):
     """The text fields of POST /v1/images/edits (multipart); the images come as files."""
 
-    input_fidelity: str | None = None
+    input_fidelity: Literal["high", "low"] | None = Field(
+        default=None,
+        description="Accepted: the built-in model keeps what an edit does not change exactly.",
+    )
 
 
 class ImageReference(BaseModel):
