@@ -52,6 +52,7 @@ CALLER_SCOPED = {
     ("GET", "/v1/images"),  # the caller's own images (see test_the_image_list_is_the_callers)
     ("GET", "/v1/files"),  # the caller's own files
     ("POST", "/v1/files"),
+    ("POST", "/v1/responses"),
     ("GET", "/v1/conversations"),
     ("POST", "/v1/conversations"),
     ("GET", "/v1/models"),
@@ -90,6 +91,7 @@ def fillers(victim: Victim) -> dict[str, list[str]]:
         "index": victim.turn_numbers,
         "key_id": victim.key_ids,
         "file_id": victim.file_ids,
+        "response_id": victim.response_ids,
         "account_id": [victim.account_id],
         # Not A's, but what the operator's routes take (B is refused them anyway).
         "name": ["pro", "generate", "index.html"],

@@ -44,6 +44,8 @@ class Victim:
     turn_numbers: list[str] = field(default_factory=list)
     key_ids: list[str] = field(default_factory=list)
     file_ids: list[str] = field(default_factory=list)
+    response_ids: list[str] = field(default_factory=list)
+    more_conversation_ids: list[str] = field(default_factory=list)  # a response's thread
     link: SignedLink | None = None
     webhook_secrets: list[str] = field(default_factory=list)
 
@@ -58,6 +60,8 @@ class Victim:
             *self.turn_ids,
             *self.key_ids,
             *self.file_ids,
+            *self.response_ids,
+            *self.more_conversation_ids,
         }
 
     def secrets(self) -> set[str]:
@@ -141,6 +145,15 @@ async def seed(client: httpx.AsyncClient, target: InProcess) -> Victim:
     )
     assert uploaded.status_code == 200, uploaded.text
     victim.file_ids.append(uploaded.json()["id"])
+
+    answered = await client.post(
+        "/v1/responses",
+        json={"input": SECRET_PROMPT, "tools": [{"type": "image_generation", "size": "64x64"}]},
+        headers=a,
+    )
+    assert answered.status_code == 200, answered.text
+    victim.response_ids.append(answered.json()["id"])
+    victim.more_conversation_ids.append(answered.json()["conversation"]["id"])
 
     # A's webhook signing secret, made now if the store makes them on demand.
     ensure = getattr(target.store.accounts, "ensure_webhook_secret", None)

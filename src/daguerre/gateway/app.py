@@ -23,6 +23,7 @@ from daguerre.gateway.api.routes import (
     jobs,
     metrics,
     models,
+    responses,
 )
 from daguerre.gateway.api.routes import webhooks as webhook_routes
 from daguerre.gateway.api.routes.web import router as web_router
@@ -73,7 +74,7 @@ def create_app(
     )
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
-    for module in (health, images, files, jobs, models, conversations, admin, metrics):
+    for module in (health, images, files, responses, jobs, models, conversations, admin, metrics):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)  # the account's webhook signing secret
     webhook_routes.document_events(app)

@@ -144,6 +144,16 @@ class ConversationStore:
                 continue
         raise RuntimeError(f"could not number a turn of {conversation_id}")
 
+    def find_turn(self, account_id: str, turn_id: str) -> TurnRecord | None:
+        """The turn if its conversation is ``account``'s (else None, as for no turn)."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(TurnRow)
+                .join(ConversationRow, ConversationRow.id == TurnRow.conversation_id)
+                .where(TurnRow.id == turn_id, ConversationRow.account_id == account_id)
+            )
+            return _turn(row) if row is not None else None
+
     def discard_turn(self, turn_id: str) -> None:
         """Forget a turn whose job could not be started (it was never acknowledged)."""
         with self._sessions.begin() as session:

@@ -9,6 +9,7 @@ so the worker skips encoding the pixels again.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from daguerre.domain import (
     Account,
@@ -84,11 +85,21 @@ async def _edit_source(services: Services, parent: TurnRecord, required: bool) -
 
 
 async def add_turn(
-    services: Services, account: Account, conversation: ConversationRecord, body: TurnCreate
+    services: Services,
+    account: Account,
+    conversation: ConversationRecord,
+    body: TurnCreate,
+    options: dict[str, Any] | None = None,
+    can_defer: bool = True,
 ) -> tuple[TurnRecord, JobRecord]:
+    """A turn and its submitted job. ``options``: more of the request's render fields
+    (quality, background, ...; the Responses API's tool options) and ``partial_images``."""
     parent, source = await _turn_source(services, conversation, body)
     job_id = job_ids.fresh_job_id()
-    spec = _turn_spec(services, body, source, job_id)
+    options = dict(options or {})
+    partial_images = int(options.pop("partial_images", 0) or 0)
+    spec = _turn_spec(services, body, source, job_id, options)
+    spec = dataclasses.replace(spec, partial_images=partial_images)
     mode = "edit" if source is not None else "new"
     parent_id = parent.id if source is not None and parent is not None else None
     # The turn first (its number is taken), then the job; a job that cannot start
@@ -98,7 +109,7 @@ async def add_turn(
         store.conversations.add_turn, conversation.id, body.prompt, mode, parent_id, job_id
     )
     try:
-        job = await jobs.submit(services, account, job_id, spec)
+        job = await jobs.submit(services, account, job_id, spec, can_defer=can_defer)
     except BaseException:
         await run_blocking(store.conversations.discard_turn, turn.id)
         raise
@@ -130,7 +141,11 @@ async def _turn_source(
 
 
 def _turn_spec(
-    services: Services, body: TurnCreate, source: JobRecord | None, job_id: str
+    services: Services,
+    body: TurnCreate,
+    source: JobRecord | None,
+    job_id: str,
+    options: dict[str, Any],
 ) -> JobSpec:
     """The turn's job: an edit keeps its source's size (and model, unless named)."""
     size, model = body.size, body.model
@@ -138,7 +153,7 @@ def _turn_spec(
         first = source.images[0]
         size, model = f"{first.width}x{first.height}", body.model or source.spec.model
     params = RenderParams(
-        prompt=body.prompt, model=model, size=size, output_format=body.output_format
+        prompt=body.prompt, model=model, size=size, output_format=body.output_format, **options
     )
     spec = jobs.resolve_spec(services.settings, params, job_id)
     if source is not None:

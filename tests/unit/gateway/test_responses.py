@@ -1,0 +1,139 @@
+"""The Responses API's image_generation tool, mapped onto conversations (fake engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.unit.gateway.conftest import Gateway
+from tests.unit.gateway.test_streaming import parse_sse
+
+RESPONSES = "/v1/responses"
+TOOL = {"type": "image_generation", "size": "64x64"}
+
+
+async def create(gateway: Gateway, key: str | None = None, **body: Any) -> Any:
+    body = {"model": "gpt-5", "input": "a red circle", "tools": [TOOL], **body}
+    return await gateway.client.post(RESPONSES, json=body, headers=gateway.auth(key))
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_a_response_draws_the_image_and_starts_a_conversation(gateway: Gateway) -> None:
+    body = ok(await create(gateway))
+    assert body["object"] == "response" and body["id"].startswith("resp_")
+    assert body["status"] == "completed"
+    call, message = body["output"]
+    assert call["type"] == "image_generation_call" and call["status"] == "completed"
+    assert (call["action"], call["size"], call["background"]) == ("generate", "64x64", "opaque")
+    image = Image.open(io.BytesIO(base64.b64decode(call["result"])))
+    assert image.format == "PNG"
+    assert message["type"] == "message" and message["content"][0]["type"] == "output_text"
+    conv = body["conversation"]["id"]
+    listed = await gateway.client.get(f"/v1/conversations/{conv}", headers=gateway.auth())
+    assert [t["prompt"] for t in listed.json()["turns"]] == ["a red circle"]
+
+
+async def test_a_follow_up_edits_the_previous_image_in_the_same_thread(gateway: Gateway) -> None:
+    first = ok(await create(gateway))
+    message = {"role": "user", "content": [{"type": "input_text", "text": "make it green"}]}
+    second = ok(await create(gateway, input=[message], previous_response_id=first["id"]))
+    assert second["previous_response_id"] == first["id"]
+    assert second["output"][0]["action"] == "edit"
+    assert second["conversation"] == first["conversation"]
+    job = gateway.store.jobs.get(gateway.engine.submitted[-1][0])
+    assert (
+        job is not None and job.spec.source_key is not None and job.spec.prompt == "make it green"
+    )
+    turns = await gateway.client.get(
+        f"/v1/conversations/{first['conversation']['id']}", headers=gateway.auth()
+    )
+    assert [t["mode"] for t in turns.json()["turns"]] == ["new", "edit"]
+
+
+async def test_background_answers_at_once_then_polls_and_cancels(gateway: Gateway) -> None:
+    gateway.engine.step_delay_s = 0.2
+    body = ok(await create(gateway, background=True))
+    assert body["status"] in ("queued", "in_progress") and body["background"] is True
+    assert body["output"][0]["result"] is None
+    cancelled = ok(
+        await gateway.client.post(f"{RESPONSES}/{body['id']}/cancel", headers=gateway.auth())
+    )
+    assert cancelled["status"] == "cancelled"
+    gateway.engine.step_delay_s = 0.01
+    later = ok(await create(gateway, background=True))
+    for _ in range(100):
+        polled = ok(await gateway.client.get(f"{RESPONSES}/{later['id']}", headers=gateway.auth()))
+        if polled["status"] == "completed":
+            break
+        await asyncio.sleep(0.05)
+    assert polled["status"] == "completed" and polled["output"][0]["result"]
+
+
+async def test_a_stream_sends_openais_events_in_order(gateway: Gateway) -> None:
+    tool = {**TOOL, "partial_images": 1}
+    response = await create(gateway, stream=True, tools=[tool])
+    assert response.status_code == 200, response.text
+    events = parse_sse(response.text)
+    names = [name for name, _ in events]
+    assert names == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.completed",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    numbers = [data["sequence_number"] for _, data in events]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    partial = events[5][1]
+    assert partial["partial_image_index"] == 0 and partial["partial_image_b64"]
+    assert events[-1][1]["response"]["output"][0]["result"]
+
+
+async def test_another_accounts_response_does_not_exist(gateway: Gateway) -> None:
+    body = ok(await create(gateway))
+    other = gateway.auth(gateway.other_key)
+    for method, path in (("GET", ""), ("POST", "/cancel")):
+        response = await gateway.client.request(
+            method, f"{RESPONSES}/{body['id']}{path}", headers=other
+        )
+        assert response.status_code == 404, response.text
+    follow = await create(gateway, gateway.other_key, previous_response_id=body["id"])
+    assert follow.status_code == 400
+    assert follow.json()["error"]["param"] == "previous_response_id"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "words"),
+    [
+        ({"tools": [{"type": "web_search"}]}, "tools", "image_generation"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+            "input",
+            "input_image is not supported yet",
+        ),
+        ({"tools": [{**TOOL, "action": "edit"}]}, "tools", "needs previous_response_id"),
+        ({"tools": [{**TOOL, "size": "13x7"}]}, "size", "Supported sizes"),
+        ({"input": "   "}, "input", "no text"),
+    ],
+)
+async def test_bad_requests_are_400s_naming_what_to_fix(
+    gateway: Gateway, fields: dict[str, Any], param: str, words: str
+) -> None:
+    response = await create(gateway, **fields)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and words in error["message"]
+    assert gateway.engine.submitted == []
