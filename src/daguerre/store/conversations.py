@@ -154,6 +154,16 @@ class ConversationStore:
             )
             return _turn(row) if row is not None else None
 
+    def turn_of_job(self, account_id: str, job_id: str) -> TurnRecord | None:
+        """The account's turn whose job is ``job_id`` (the row's id), if any."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(TurnRow)
+                .join(ConversationRow, ConversationRow.id == TurnRow.conversation_id)
+                .where(TurnRow.job_id == job_id, ConversationRow.account_id == account_id)
+            )
+            return _turn(row) if row is not None else None
+
     def discard_turn(self, turn_id: str) -> None:
         """Forget a turn whose job could not be started (it was never acknowledged)."""
         with self._sessions.begin() as session:

@@ -15,6 +15,7 @@ from tests.unit.gateway.test_streaming import parse_sse
 
 RESPONSES = "/v1/responses"
 TOOL = {"type": "image_generation", "size": "64x64"}
+TEXT = {"type": "input_text", "text": "make it green"}
 
 
 async def create(gateway: Gateway, key: str | None = None, **body: Any) -> Any:
@@ -120,10 +121,20 @@ async def test_another_accounts_response_does_not_exist(gateway: Gateway) -> Non
     [
         ({"tools": [{"type": "web_search"}]}, "tools", "image_generation"),
         (
-            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+            {
+                "input": [
+                    {"role": "user", "content": [TEXT, {"type": "input_image", "image_url": "x"}]}
+                ]
+            },
             "input",
-            "input_image is not supported yet",
+            "must be a data URL",
         ),
+        (
+            {"input": [{"type": "image_generation_call", "id": "ig_nope"}, {"content": [TEXT]}]},
+            "input",
+            "No image_generation_call",
+        ),
+        ({"tools": [{**TOOL, "input_image_mask": {"image_url": "x"}}]}, "tools", "input_image"),
         ({"tools": [{**TOOL, "action": "edit"}]}, "tools", "needs previous_response_id"),
         ({"tools": [{**TOOL, "size": "13x7"}]}, "size", "Supported sizes"),
         ({"input": "   "}, "input", "no text"),
@@ -137,3 +148,41 @@ async def test_bad_requests_are_400s_naming_what_to_fix(
     error = response.json()["error"]
     assert error["param"] == param and words in error["message"]
     assert gateway.engine.submitted == []
+
+
+def data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+async def test_an_input_image_is_edited_with_its_mask(gateway: Gateway) -> None:
+    picture, mask = Image.new("RGB", (64, 64), "white"), Image.new("RGBA", (64, 64))
+    content = [
+        {"type": "input_text", "text": "add a red circle"},
+        {"type": "input_image", "image_url": data_url(picture)},
+    ]
+    tool = {**TOOL, "input_image_mask": {"image_url": data_url(mask)}}
+    body = ok(await create(gateway, input=[{"role": "user", "content": content}], tools=[tool]))
+    assert body["output"][0]["action"] == "edit" and body["status"] == "completed"
+    job = gateway.store.jobs.get(gateway.engine.submitted[-1][0])
+    assert job is not None and job.spec.source_key and job.spec.mask_key
+    assert job.spec.prompt == "add a red circle"
+    turns = await gateway.client.get(
+        f"/v1/conversations/{body['conversation']['id']}", headers=gateway.auth()
+    )
+    assert [t["mode"] for t in turns.json()["turns"]] == ["edit"]
+
+
+async def test_an_earlier_call_in_the_input_branches_from_its_image(gateway: Gateway) -> None:
+    first = ok(await create(gateway))
+    second = ok(await create(gateway, input="make it blue", previous_response_id=first["id"]))
+    # Back to the first picture: the third edits it, not the second.
+    call = {"type": "image_generation_call", "id": first["output"][0]["id"]}
+    message = {"role": "user", "content": [{"type": "input_text", "text": "make it green"}]}
+    third = ok(await create(gateway, input=[call, message]))
+    assert third["previous_response_id"] == first["id"] != second["id"]
+    assert third["conversation"] == first["conversation"]
+    # Another account cannot branch from it.
+    other = await create(gateway, gateway.other_key, input=[call, message])
+    assert other.status_code == 400 and other.json()["error"]["param"] == "input"

@@ -52,15 +52,3 @@ class ResponseCreate(BaseModel):
             elif isinstance(content, list):
                 texts += [p.get("text", "") for p in content if p.get("type") == "input_text"]
         return " ".join(t for t in texts if t)[:MAX_PROMPT_CHARS]
-
-    def input_types(self) -> set[str]:
-        """The kinds of input parts and items it carries (input_image, ...)."""
-        if isinstance(self.input, str):
-            return {"input_text"}
-        kinds = set()
-        for item in self.input:
-            kinds.add(str(item.get("type", "message")))
-            content = item.get("content")
-            if isinstance(content, list):
-                kinds |= {str(p.get("type")) for p in content if isinstance(p, dict)}
-        return kinds

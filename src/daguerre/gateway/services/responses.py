@@ -8,9 +8,10 @@ encoding of it, or draws anew (``generate``). So the chat page and
 tiers, admission, rollout and moderation of the Images API apply unchanged (the turn's
 job goes through jobs.submit).
 
-Input is text: a string, or messages whose ``input_text`` parts are joined. Input images
-and earlier calls named in ``input`` are refused with a 400 that says what to use
-instead (for now: /v1/images/edits, or ``previous_response_id``).
+Input is text (a string, or messages whose ``input_text`` parts are joined), plus
+optionally a picture of the caller's own (``input_image``; the tool's
+``input_image_mask``) or an earlier ``image_generation_call`` to branch from
+(response_inputs.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from daguerre.gateway.api.errors import bad_request, not_found
 from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate
 from daguerre.gateway.api.schemas import TurnCreate
 from daguerre.gateway.context import Services
-from daguerre.gateway.services import conversations, image_blobs
+from daguerre.gateway.services import conversations, image_blobs, response_inputs
 from daguerre.store.threads import run_blocking
 
 _STATUS = {
@@ -41,12 +42,6 @@ def response_id(turn: TurnRecord) -> str:
 def tool_of(body: ResponseCreate) -> ImageGenerationTool:
     for tool in body.tools:
         if tool.get("type") == "image_generation":
-            if tool.get("input_image_mask") is not None:
-                raise bad_request(
-                    "Invalid value for 'tools': input_image_mask is not supported yet; "
-                    "send a masked edit to /v1/images/edits.",
-                    param="tools",
-                )
             return ImageGenerationTool.model_validate(tool)
     raise bad_request(
         "Invalid value for 'tools': Daguerre answers with images only; add "
@@ -59,29 +54,17 @@ async def create(
     services: Services, account: Account, body: ResponseCreate, tool: ImageGenerationTool
 ) -> tuple[TurnRecord, JobRecord]:
     """The response's turn and its submitted job."""
-    refused = body.input_types() & {"input_image", "image_generation_call"}
-    if refused:
-        raise bad_request(
-            f"Invalid value for 'input': {', '.join(sorted(refused))} is not supported yet; "
-            "continue from an earlier image with previous_response_id, or edit a picture "
-            "of your own with /v1/images/edits.",
-            param="input",
-        )
     prompt = body.prompt()
     if not prompt.strip():
         raise bad_request("Invalid value for 'input': there is no text to draw.", param="input")
-    previous = await previous_turn(services, account, body.previous_response_id)
-    if tool.action == "edit" and previous is None:
-        raise bad_request(
-            "Invalid value for 'tools': action 'edit' needs previous_response_id (the "
-            "response whose image to edit).",
-            param="tools",
-        )
-    store = services.store.conversations
+    uploads = response_inputs.images_of(body)
+    previous = await _parent(services, account, body, tool, bool(uploads))
     if previous is None:
-        conv = await run_blocking(store.create, account.id, prompt[:200])
+        conv = await run_blocking(services.store.conversations.create, account.id, prompt[:200])
     else:
         conv = await conversations.owned(services, account, previous.conversation_id)
+    if uploads:
+        return await response_inputs.edit_upload(services, account, conv.id, body, tool, prompt)
     mode = "new" if previous is None or tool.action == "generate" else "edit"
     turn_body = TurnCreate(
         prompt=prompt,
@@ -100,6 +83,34 @@ async def create(
     return await conversations.add_turn(
         services, account, conv, turn_body, options, can_defer=body.background
     )
+
+
+async def _parent(
+    services: Services,
+    account: Account,
+    body: ResponseCreate,
+    tool: ImageGenerationTool,
+    uploads: bool,
+) -> TurnRecord | None:
+    """The turn the response follows: a call named in the input (branching), else
+    ``previous_response_id``'s, else none (a new thread)."""
+    if tool.input_image_mask is not None and not uploads:
+        raise bad_request(
+            "Invalid value for 'tools': input_image_mask masks an input_image; send the "
+            "picture as an input_image part too.",
+            param="tools",
+        )
+    calls = response_inputs.call_ids_of(body)
+    if calls:
+        return await response_inputs.branch_turn(services, account, calls[-1])
+    previous = await previous_turn(services, account, body.previous_response_id)
+    if tool.action == "edit" and previous is None and not uploads:
+        raise bad_request(
+            "Invalid value for 'tools': action 'edit' needs previous_response_id (the "
+            "response whose image to edit) or an input_image.",
+            param="tools",
+        )
+    return previous
 
 
 async def previous_turn(
