@@ -164,6 +164,12 @@ class ConversationStore:
             )
             return _turn(row) if row is not None else None
 
+    def discard(self, conversation_id: str) -> None:
+        """Forget a conversation whose first turn was refused (it was never shown)."""
+        with self._sessions.begin() as session:
+            session.execute(delete(TurnRow).where(TurnRow.conversation_id == conversation_id))
+            session.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
+
     def discard_turn(self, turn_id: str) -> None:
         """Forget a turn whose job could not be started (it was never acknowledged)."""
         with self._sessions.begin() as session:

@@ -186,3 +186,11 @@ async def test_an_earlier_call_in_the_input_branches_from_its_image(gateway: Gat
     # Another account cannot branch from it.
     other = await create(gateway, gateway.other_key, input=[call, message])
     assert other.status_code == 400 and other.json()["error"]["param"] == "input"
+
+
+async def test_a_refused_first_response_leaves_no_empty_thread(gateway: Gateway) -> None:
+    response = await create(gateway, input="a large red circle, nsfw")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "moderation_blocked"
+    listed = await gateway.client.get("/v1/conversations", headers=gateway.auth())
+    assert listed.json()["data"] == []

@@ -19,7 +19,14 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from daguerre.domain import Account, JobRecord, JobStatus, TurnRecord, resolved_quality
+from daguerre.domain import (
+    Account,
+    ConversationRecord,
+    JobRecord,
+    JobStatus,
+    TurnRecord,
+    resolved_quality,
+)
 from daguerre.gateway.api.errors import bad_request, not_found
 from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate
 from daguerre.gateway.api.schemas import TurnCreate
@@ -59,10 +66,30 @@ async def create(
         raise bad_request("Invalid value for 'input': there is no text to draw.", param="input")
     uploads = response_inputs.images_of(body)
     previous = await _parent(services, account, body, tool, bool(uploads))
-    if previous is None:
-        conv = await run_blocking(services.store.conversations.create, account.id, prompt[:200])
-    else:
+    if previous is not None:
         conv = await conversations.owned(services, account, previous.conversation_id)
+        return await _turn(services, account, conv, previous, body, tool, prompt)
+    # A new thread, forgotten again if its first turn is refused (a rate limit,
+    # moderation): the caller never saw it.
+    store = services.store.conversations
+    conv = await run_blocking(store.create, account.id, prompt[:200])
+    try:
+        return await _turn(services, account, conv, None, body, tool, prompt)
+    except BaseException:
+        await run_blocking(store.discard, conv.id)
+        raise
+
+
+async def _turn(
+    services: Services,
+    account: Account,
+    conv: ConversationRecord,
+    previous: TurnRecord | None,
+    body: ResponseCreate,
+    tool: ImageGenerationTool,
+    prompt: str,
+) -> tuple[TurnRecord, JobRecord]:
+    uploads = response_inputs.images_of(body)
     if uploads:
         return await response_inputs.edit_upload(services, account, conv.id, body, tool, prompt)
     mode = "new" if previous is None or tool.action == "generate" else "edit"
