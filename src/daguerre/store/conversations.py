@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -146,21 +146,18 @@ class ConversationStore:
 
     def find_turn(self, account_id: str, turn_id: str) -> TurnRecord | None:
         """The turn if its conversation is ``account``'s (else None, as for no turn)."""
-        with self._sessions() as session:
-            row = session.scalar(
-                select(TurnRow)
-                .join(ConversationRow, ConversationRow.id == TurnRow.conversation_id)
-                .where(TurnRow.id == turn_id, ConversationRow.account_id == account_id)
-            )
-            return _turn(row) if row is not None else None
+        return self._owned_turn(account_id, TurnRow.id == turn_id)
 
     def turn_of_job(self, account_id: str, job_id: str) -> TurnRecord | None:
         """The account's turn whose job is ``job_id`` (the row's id), if any."""
+        return self._owned_turn(account_id, TurnRow.job_id == job_id)
+
+    def _owned_turn(self, account_id: str, which: ColumnElement[bool]) -> TurnRecord | None:
         with self._sessions() as session:
             row = session.scalar(
                 select(TurnRow)
                 .join(ConversationRow, ConversationRow.id == TurnRow.conversation_id)
-                .where(TurnRow.job_id == job_id, ConversationRow.account_id == account_id)
+                .where(which, ConversationRow.account_id == account_id)
             )
             return _turn(row) if row is not None else None
 

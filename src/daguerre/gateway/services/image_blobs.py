@@ -56,3 +56,16 @@ def missing_image(services: Services, image: ImageRecord, job: JobRecord | None)
         f"The image '{image.id}' of job '{job_id}' is no longer stored.",
         code="image_missing",
     )
+
+
+async def file_bytes(services: Services, account_id: str, file_id: str) -> bytes | None:
+    """One of the account's files (/v1/files), as an edit names it by ``file_id``; None
+    when it has no such file (another account's reads as missing too)."""
+    store = services.store
+    stored = await run_blocking(store.files.get, account_id, file_id)
+    if stored is None:
+        return None
+    try:
+        return await run_blocking(store.blobs.get, stored.blob_key)
+    except KeyError:
+        return None

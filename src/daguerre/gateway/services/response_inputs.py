@@ -14,7 +14,7 @@ from daguerre.gateway.api.errors import bad_request
 from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate
 from daguerre.gateway.api.schemas import ImageEditCreate, ImageReference
 from daguerre.gateway.context import Services
-from daguerre.gateway.services import edits, job_ids, jobs, json_body
+from daguerre.gateway.services import edits, image_blobs, job_ids, jobs, json_body
 from daguerre.store.threads import run_blocking
 
 
@@ -60,7 +60,7 @@ async def edit_upload(
 ) -> tuple[TurnRecord, JobRecord]:
     """A turn that edits the input's picture: read, checked and stored as an edit's
     upload is (edits.py), admitted first."""
-    fetch = functools.partial(_own_file, services, account)
+    fetch = functools.partial(image_blobs.file_bytes, services, account.id)
     images = [await json_body.image_bytes(r, "input", fetch) for r in images_of(body)]
     mask = None
     if tool.input_image_mask is not None:
@@ -97,13 +97,3 @@ async def edit_upload(
         await edits.discard_uploads(store, job_id)
         raise
     return turn, job
-
-
-async def _own_file(services: Services, account: Account, file_id: str) -> bytes | None:
-    stored = await run_blocking(services.store.files.get, account.id, file_id)
-    if stored is None:
-        return None
-    try:
-        return await run_blocking(services.store.blobs.get, stored.blob_key)
-    except KeyError:
-        return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import functools
 import time
@@ -137,16 +136,7 @@ async def edit_image(
     (transparent = may change), ``prompt`` and the generation fields. An
     ``Idempotency-Key`` makes a retried request the same job."""
 
-    async def fetch(file_id: str) -> bytes | None:
-        """One of the caller's files (/v1/files), as a JSON edit names it."""
-        store = services.store
-        stored = await store.run(store.files.get, account.id, file_id)
-        if stored is None:
-            return None
-        with contextlib.suppress(KeyError):
-            return await store.run(store.blobs.get, stored.blob_key)
-        return None
-
+    fetch = functools.partial(image_blobs.file_bytes, services, account.id)
     form = await edits.read_form(request, services.settings, fetch)  # nothing decoded yet
     job_id = job_ids.new_job_id(account, None, idempotency_key)
     draft = edits.draft_spec(services.settings, form, job_id)
