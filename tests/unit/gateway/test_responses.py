@@ -138,6 +138,14 @@ async def test_another_accounts_response_does_not_exist(gateway: Gateway) -> Non
         ({"tools": [{**TOOL, "action": "edit"}]}, "tools", "needs previous_response_id"),
         ({"tools": [{**TOOL, "size": "13x7"}]}, "size", "Supported sizes"),
         ({"input": "   "}, "input", "no text"),
+        ({"tools": [{**TOOL, "partial_images": 9}]}, "partial_images", "less than or equal"),
+        (
+            {"input": [{"content": [TEXT, {"type": "input_image", "image_url": {"u": 1}}]}]},
+            "image_url",
+            "string",
+        ),
+        ({"tools": [{**TOOL, "input_image_mask": "x"}]}, "tools", "input_image"),
+        ({"input": [{"content": ["loose", 3, None]}]}, "input", "no text"),
     ],
 )
 async def test_bad_requests_are_400s_naming_what_to_fix(

@@ -3,11 +3,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daguerre.gateway.api.schemas import MAX_PROMPT_CHARS, Quality
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def checked(model: type[Model], value: Any) -> Model:
+    """``value`` as ``model``; a part of a body checked apart from the body (a tool, an
+    input part) gets the same 400 naming the field as the body's own fields."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
 
 
 class ImageGenerationTool(BaseModel):
@@ -50,5 +62,6 @@ class ResponseCreate(BaseModel):
             if isinstance(content, str):
                 texts.append(content)
             elif isinstance(content, list):
-                texts += [p.get("text", "") for p in content if p.get("type") == "input_text"]
+                parts = [p for p in content if isinstance(p, dict)]
+                texts += [str(p.get("text", "")) for p in parts if p.get("type") == "input_text"]
         return " ".join(t for t in texts if t)[:MAX_PROMPT_CHARS]

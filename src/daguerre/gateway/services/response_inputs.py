@@ -11,7 +11,11 @@ from typing import Any
 
 from daguerre.domain import Account, JobRecord, TurnRecord
 from daguerre.gateway.api.errors import bad_request
-from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate
+from daguerre.gateway.api.responses_schemas import (
+    ImageGenerationTool,
+    ResponseCreate,
+    checked,
+)
 from daguerre.gateway.api.schemas import ImageEditCreate, ImageReference
 from daguerre.gateway.context import Services
 from daguerre.gateway.services import edits, image_blobs, job_ids, jobs, json_body
@@ -25,9 +29,8 @@ def images_of(body: ResponseCreate) -> list[ImageReference]:
         content = item.get("content")
         for part in content if isinstance(content, list) else []:
             if isinstance(part, dict) and part.get("type") == "input_image":
-                found.append(
-                    ImageReference(image_url=part.get("image_url"), file_id=part.get("file_id"))
-                )
+                fields = {k: part.get(k) for k in ("image_url", "file_id")}
+                found.append(checked(ImageReference, fields))
     return found
 
 
@@ -64,7 +67,7 @@ async def edit_upload(
     images = [await json_body.image_bytes(r, "input", fetch) for r in images_of(body)]
     mask = None
     if tool.input_image_mask is not None:
-        reference = ImageReference.model_validate(tool.input_image_mask)
+        reference = checked(ImageReference, tool.input_image_mask)
         mask = await json_body.image_bytes(reference, "input_image_mask", fetch)
     fields: dict[str, Any] = tool.model_dump(
         include={

@@ -28,7 +28,7 @@ from daguerre.domain import (
     resolved_quality,
 )
 from daguerre.gateway.api.errors import bad_request, not_found
-from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate
+from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate, checked
 from daguerre.gateway.api.schemas import TurnCreate
 from daguerre.gateway.context import Services
 from daguerre.gateway.services import conversations, image_blobs, response_inputs
@@ -49,7 +49,7 @@ def response_id(turn: TurnRecord) -> str:
 def tool_of(body: ResponseCreate) -> ImageGenerationTool:
     for tool in body.tools:
         if tool.get("type") == "image_generation":
-            return ImageGenerationTool.model_validate(tool)
+            return checked(ImageGenerationTool, tool)
     raise bad_request(
         "Invalid value for 'tools': Daguerre answers with images only; add "
         '{"type": "image_generation"} to tools.',
