@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.unit.gateway.conftest import Gateway
+from daguerre.config import Settings
+from tests.unit.gateway.conftest import Gateway, running_gateway
 from tests.unit.gateway.test_streaming import parse_sse
 
 RESPONSES = "/v1/responses"
@@ -202,3 +204,19 @@ async def test_a_refused_first_response_leaves_no_empty_thread(gateway: Gateway)
     assert response.json()["error"]["code"] == "moderation_blocked"
     listed = await gateway.client.get("/v1/conversations", headers=gateway.auth())
     assert listed.json()["data"] == []
+
+
+async def test_a_wait_past_the_sync_limit_answers_in_progress(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, sync_wait_timeout_s=0.05)
+    async with running_gateway(settings) as gateway:
+        gateway.engine.step_delay_s = 0.1
+        body = ok(await create(gateway))
+        assert body["status"] in ("queued", "in_progress") and body["output"][0]["result"] is None
+        for _ in range(100):
+            polled = ok(
+                await gateway.client.get(f"{RESPONSES}/{body['id']}", headers=gateway.auth())
+            )
+            if polled["status"] == "completed":
+                break
+            await asyncio.sleep(0.05)
+        assert polled["status"] == "completed"

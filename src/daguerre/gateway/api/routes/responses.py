@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 from collections.abc import AsyncIterator
@@ -37,8 +38,12 @@ async def create_response(body: ResponseCreate, account: AccountDep, services: S
         return sse.response(events(services, turn, job), slot)
     if body.background:
         return await responses.describe(services, turn, job, background=True)
-    done = await job_waits.wait_finished(services, job.id)
-    return await responses.describe(services, turn, done or job)
+    try:
+        async with asyncio.timeout(services.settings.sync_wait_timeout_s):
+            done = await job_waits.wait_finished(services, job.id)
+    except TimeoutError:  # still rendering: answered as it stands, and GET follows it
+        done = None
+    return await responses.describe(services, turn, done or await _job_of(services, turn))
 
 
 @router.get("/{response_id}", dependencies=[gates.ReadLimit], responses=gates.READ_LIMIT_RESPONSES)
