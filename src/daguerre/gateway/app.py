@@ -14,6 +14,7 @@ from daguerre.gateway.access.ratelimit import RateLimitHeadersMiddleware
 from daguerre.gateway.api import docs
 from daguerre.gateway.api.errors import BodyLimitMiddleware, install_error_handlers
 from daguerre.gateway.api.openapi import install_openapi
+from daguerre.gateway.api.request_metrics import RequestMetricsMiddleware
 from daguerre.gateway.api.routes import (
     admin,
     conversations,
@@ -73,7 +74,8 @@ def create_app(
         },
     )
     app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
+    app.add_middleware(SecurityHeadersMiddleware)  # on every answer
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: counts every answer, as sent
     for module in (health, images, files, responses, jobs, models, conversations, admin, metrics):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)  # the account's webhook signing secret

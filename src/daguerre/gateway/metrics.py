@@ -103,6 +103,19 @@ class Metrics:
             "Images a finished job names that the blob store does not hold (expired ones aside)",
             registry=self.registry,
         )
+        self.http_requests = Counter(
+            "daguerre_http_requests",
+            "HTTP requests by route template, method, status and the caller's tier",
+            ["route", "method", "status", "tier"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "daguerre_http_request_seconds",
+            "Time to answer an HTTP request (for a stream, until it ends), by route",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         self._watermark = datetime.now(UTC)
 
     def observe_finished(self, stats: QueueStats) -> None:

@@ -45,7 +45,9 @@ def _masked(key: str) -> str:
 
 
 async def optional_account(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+    services: ServicesDep,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Account | None:
     """The caller's account, None without an Authorization header, 401 for a bad key,
     403 for a key without the ``images`` scope (an operator's admin-only key)."""
@@ -55,6 +57,7 @@ async def optional_account(
     if key is None:
         raise APIError(401, _NO_KEY, code="invalid_api_key")
     grant = await _grant(services, key, cached=True)
+    request.state.tier = grant.account.tier  # for the request metrics (request_metrics.py)
     if not grant.allows(SCOPE_IMAGES):
         raise APIError(
             403,
