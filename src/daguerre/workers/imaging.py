@@ -69,11 +69,21 @@ def transparent(image: Image.Image, background: tuple[int, int, int]) -> Image.I
     return Image.fromarray(rgba, "RGBA")
 
 
-def finish(image: Image.Image, width: int, height: int, background: str) -> Image.Image:
-    """The model's picture as the client asked for it: its size, and its background
-    keyed out when ``background`` is "transparent" (the gateway allows that only for
-    models with flat backgrounds, config/catalog.py)."""
+def finish(
+    image: Image.Image,
+    width: int,
+    height: int,
+    background: str,
+    source: Image.Image | None = None,
+    mask: Image.Image | None = None,
+) -> Image.Image:
+    """The model's picture as the client asked for it: its size, the edit's ``source``
+    kept outside its ``mask``, and its background keyed out when ``background`` is
+    "transparent" (the gateway allows that only for models with flat backgrounds,
+    config/catalog.py)."""
     picture = fit(image, width, height)
+    if source is not None and mask is not None:
+        picture = keep_outside_mask(picture, source, mask)
     if background == "transparent":
         picture = transparent(picture, border_colour(image))
     return picture

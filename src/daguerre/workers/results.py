@@ -33,11 +33,9 @@ def store_images(
     fmt = OutputFormat(spec.output_format)
     images = []
     for index, result in enumerate(results):
-        picture = imaging.fit(result.image, spec.width, spec.height)
-        if edit.source is not None and edit.mask is not None:
-            picture = imaging.keep_outside_mask(picture, edit.source, edit.mask)
-        if spec.background == "transparent":
-            picture = imaging.transparent(picture, imaging.border_colour(result.image))
+        picture = imaging.finish(
+            result.image, spec.width, spec.height, spec.background, edit.source, edit.mask
+        )
         blob_key = blob_layout.image_key(job_id, index, fmt.value)
         data = imaging.encode(picture, fmt, spec.output_compression)
         if provenance is not None:
