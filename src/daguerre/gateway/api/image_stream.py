@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from daguerre.domain import JobRecord, resolved_quality
+from daguerre.domain import JobRecord, JobSpec, resolved_quality
 from daguerre.gateway.api import sse
 from daguerre.gateway.api.errors import APIError
 from daguerre.gateway.api.schemas import InputTokensDetails, OutputTokensDetails, Usage
@@ -44,10 +44,9 @@ def usage(job: JobRecord) -> Usage:
     )
 
 
-def _common(job: JobRecord) -> dict[str, Any]:
-    spec = job.spec
+def render_fields(spec: JobSpec) -> dict[str, Any]:
+    """What the image is, as OpenAI's answers and events echo it (Images and Responses)."""
     return {
-        "created_at": int(time.time()),
         "size": f"{spec.width}x{spec.height}",
         "quality": resolved_quality(spec.quality),
         "background": spec.background,  # what the image is: opaque or transparent
@@ -55,28 +54,34 @@ def _common(job: JobRecord) -> dict[str, Any]:
     }
 
 
-async def _blob(services: Services, key: str) -> bytes | None:
-    try:
-        return await services.store.run(services.store.blobs.get, key)
-    except KeyError:
-        return None
+def _common(job: JobRecord) -> dict[str, Any]:
+    return {"created_at": int(time.time()), **render_fields(job.spec)}
+
+
+async def new_partials(
+    services: Services, event: ProgressEvent, sent: int
+) -> AsyncIterator[tuple[int, str]]:
+    """(index, base64) of the partial images ``event`` names beyond the first ``sent``
+    (one that cannot be read is skipped: its index is never sent again)."""
+    for index, key in enumerate(event.partial_keys[sent:], start=sent):
+        try:
+            data = await services.store.run(services.store.blobs.get, key)
+        except KeyError:
+            continue
+        yield index, base64.b64encode(data).decode()
 
 
 async def _partials(
     services: Services, event: ProgressEvent, sent: int, kind: str
 ) -> AsyncIterator[str]:
-    """The partial images ``event`` names beyond the first ``sent`` (one that cannot be
-    read is skipped: its index is never sent again)."""
-    for index, key in enumerate(event.partial_keys[sent:], start=sent):
-        data = await _blob(services, key)
-        if data is not None:
-            body = {
-                "type": f"{kind}.partial_image",
-                "b64_json": base64.b64encode(data).decode(),
-                "partial_image_index": index,
-                **_common(event.job),
-            }
-            yield sse.frame(body["type"], body)
+    async for index, b64 in new_partials(services, event, sent):
+        body = {
+            "type": f"{kind}.partial_image",
+            "b64_json": b64,
+            "partial_image_index": index,
+            **_common(event.job),
+        }
+        yield sse.frame(body["type"], body)
 
 
 async def events(services: Services, job_id: str, kind: str) -> AsyncIterator[str]:

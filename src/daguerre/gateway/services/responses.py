@@ -25,8 +25,8 @@ from daguerre.domain import (
     JobRecord,
     JobStatus,
     TurnRecord,
-    resolved_quality,
 )
+from daguerre.gateway.api import image_stream
 from daguerre.gateway.api.errors import bad_request, not_found
 from daguerre.gateway.api.responses_schemas import ImageGenerationTool, ResponseCreate, checked
 from daguerre.gateway.api.schemas import TurnCreate
@@ -34,11 +34,19 @@ from daguerre.gateway.context import Services
 from daguerre.gateway.services import conversations, image_blobs, response_inputs
 from daguerre.store.threads import run_blocking
 
+# A response's status, and its image_generation_call's, by its job's (a job not listed
+# is still waiting: queued, and in_progress).
 _STATUS = {
     JobStatus.SUCCEEDED: "completed",
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "cancelled",
     JobStatus.RUNNING: "in_progress",
+}
+_CALL_STATUS = {
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "failed",
+    JobStatus.RUNNING: "generating",
 }
 
 
@@ -64,17 +72,17 @@ async def create(
     prompt = body.prompt()
     if not prompt.strip():
         raise bad_request("Invalid value for 'input': there is no text to draw.", param="input")
-    uploads = response_inputs.images_of(body)
-    previous = await _parent(services, account, body, tool, bool(uploads))
+    uploads = bool(response_inputs.images_of(body))
+    previous = await _parent(services, account, body, tool, uploads)
     if previous is not None:
         conv = await conversations.owned(services, account, previous.conversation_id)
-        return await _turn(services, account, conv, previous, body, tool, prompt)
+        return await _turn(services, account, conv, previous, body, tool, prompt, uploads)
     # A new thread, forgotten again if its first turn is refused (a rate limit,
     # moderation): the caller never saw it.
     store = services.store.conversations
     conv = await run_blocking(store.create, account.id, prompt[:200])
     try:
-        return await _turn(services, account, conv, None, body, tool, prompt)
+        return await _turn(services, account, conv, None, body, tool, prompt, uploads)
     except BaseException:
         await run_blocking(store.discard, conv.id)
         raise
@@ -88,9 +96,9 @@ async def _turn(
     body: ResponseCreate,
     tool: ImageGenerationTool,
     prompt: str,
+    uploads: bool,
 ) -> tuple[TurnRecord, JobRecord]:
-    uploads = response_inputs.images_of(body)
-    if uploads:
+    if uploads:  # a picture of the caller's own, read and stored as an edit's upload
         return await response_inputs.edit_upload(services, account, conv.id, body, tool, prompt)
     mode = "new" if previous is None or tool.action == "generate" else "edit"
     turn_body = TurnCreate(
@@ -184,7 +192,7 @@ async def describe(
         )
     parent = "resp_" + turn.parent_turn_id.removeprefix("turn_") if turn.parent_turn_id else None
     error = None
-    if job.status in (JobStatus.FAILED,):
+    if job.status is JobStatus.FAILED:
         error = {"code": job.error_code or "server_error", "message": job.error or "failed"}
     return {
         "id": response_id(turn),
@@ -205,21 +213,13 @@ async def describe(
 
 
 async def call_item(services: Services, job: JobRecord) -> dict[str, Any]:
-    spec = job.spec
-    status = {"completed": "completed", "failed": "failed", "cancelled": "failed"}.get(
-        _STATUS.get(job.status, ""),
-        "generating" if job.status is JobStatus.RUNNING else "in_progress",
-    )
     item: dict[str, Any] = {
         "type": "image_generation_call",
         "id": "ig_" + job.public_id,
-        "status": status,
+        "status": _CALL_STATUS.get(job.status, "in_progress"),
         "result": None,
-        "action": "edit" if spec.is_edit else "generate",
-        "size": f"{spec.width}x{spec.height}",
-        "quality": resolved_quality(spec.quality),
-        "background": spec.background,
-        "output_format": spec.output_format,
+        "action": "edit" if job.spec.is_edit else "generate",
+        **image_stream.render_fields(job.spec),
     }
     if job.status is JobStatus.SUCCEEDED and job.images:
         image = job.images[0]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +14,7 @@ from fastapi import APIRouter
 
 from daguerre.domain import JobRecord, JobStatus, TurnRecord
 from daguerre.gateway.access import gates
-from daguerre.gateway.api import sse
+from daguerre.gateway.api import image_stream, sse
 from daguerre.gateway.api.deps import AccountDep, ServicesDep
 from daguerre.gateway.api.responses_schemas import ResponseCreate
 from daguerre.gateway.context import Services
@@ -87,16 +86,14 @@ async def events(services: Services, turn: TurnRecord, job: JobRecord) -> AsyncI
             yield frame(
                 "response.image_generation_call.generating", output_index=0, item_id=item_id
             )
-        for index, key in enumerate(event.partial_keys[sent:], start=sent):
-            data = await _partial(services, key)
-            if data is not None:
-                yield frame(
-                    "response.image_generation_call.partial_image",
-                    output_index=0,
-                    item_id=item_id,
-                    partial_image_index=index,
-                    partial_image_b64=base64.b64encode(data).decode(),
-                )
+        async for index, b64 in image_stream.new_partials(services, event, sent):
+            yield frame(
+                "response.image_generation_call.partial_image",
+                output_index=0,
+                item_id=item_id,
+                partial_image_index=index,
+                partial_image_b64=b64,
+            )
         sent = max(sent, len(event.partial_keys))
         if event.kind in ("completed", "failed", "cancelled"):
             done = await responses.describe(services, turn, event.job)
@@ -108,10 +105,3 @@ async def events(services: Services, turn: TurnRecord, job: JobRecord) -> AsyncI
             kind = "response.completed" if event.kind == "completed" else "response.failed"
             yield frame(kind, response=done)
             return
-
-
-async def _partial(services: Services, key: str) -> bytes | None:
-    try:
-        return await services.store.run(services.store.blobs.get, key)
-    except KeyError:
-        return None
