@@ -166,8 +166,13 @@ class Edit:
     value: str | None = None  # new colour / shape / position / background
     added: ObjectSpec | None = None
 
+    @property
+    def ref(self) -> str:
+        """The object as the instruction names it: "the red circle", "the circle"."""
+        return f"the {self.ref_colour + ' ' if self.ref_colour else ''}{self.ref_shape}"
+
     def text(self) -> str:
-        ref = f"the {self.ref_colour + ' ' if self.ref_colour else ''}{self.ref_shape}"
+        ref = self.ref
         if self.kind == "recolour":
             return f"make {ref} {self.value}"
         if self.kind == "shape":

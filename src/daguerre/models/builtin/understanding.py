@@ -173,10 +173,7 @@ def read_instruction(prompt: str, source: Scene | None) -> Reading:
 def _edit_words(edit: grammar.Edit, target: SceneObject | None) -> str:
     """``recolour: the red circle → green``: the instruction as read, naming the object it
     resolved to by colour and shape even when the instruction named only its shape."""
-    if target is not None:
-        ref = f"the {target.colour} {target.shape}"
-    else:
-        ref = f"the {edit.ref_colour + ' ' if edit.ref_colour else ''}{edit.ref_shape}"
+    ref = f"the {target.colour} {target.shape}" if target is not None else edit.ref
     if edit.kind == "recolour":
         return f"recolour: {ref} → {edit.value}"
     if edit.kind == "shape":
