@@ -24,9 +24,7 @@ def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, 
     match = _SIZE.match(size)
     if match is not None:
         width, height = int(match[1]), int(match[2])
-        if width == height and width in entry.sizes:
-            return width, height
-        if by_the_rule(width, height, entry):
+        if serves(width, height, entry):
             return width, height
     squares = ", ".join(entry.size_names())
     least = min(entry.sizes)
@@ -41,7 +39,11 @@ def resolve_size(size: str, model: str, entry: ModelCatalogEntry) -> tuple[int, 
     )
 
 
-def by_the_rule(width: int, height: int, entry: ModelCatalogEntry) -> bool:
+def serves(width: int, height: int, entry: ModelCatalogEntry) -> bool:
+    """Whether the model serves ``width`` x ``height``: one of its squares, or any size
+    by OpenAI's rule."""
+    if width == height and width in entry.sizes:
+        return True
     short, long = sorted((width, height))
     return (
         width % SIZE_MULTIPLE == 0

@@ -137,8 +137,7 @@ def edit_size(settings: Settings, params: ImageEditCreate, source: tuple[int, in
         return params.size
     _, entry = catalog_checks.resolve_model(settings, params.model)
     width, height = source
-    square = width == height and width in entry.sizes
-    if square or catalog_checks.by_the_rule(width, height, entry):
+    if catalog_checks.serves(width, height, entry):
         return f"{width}x{height}"
     return "auto"
 
