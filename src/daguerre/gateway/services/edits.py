@@ -46,9 +46,14 @@ class EditForm:
     digest: str = ""  # the request as sent (request_digest): see fingerprint()
 
 
-def fingerprint(fields: dict[str, str], images: list[bytes], mask: bytes | None) -> str:
+async def fingerprint(fields: dict[str, str], images: list[bytes], mask: bytes | None) -> str:
     """The edit as the client sent it, uploads and text fields, streaming aside (a retry
-    may ask to stream or not): equal for a retry of the same request."""
+    may ask to stream or not): equal for a retry of the same request. Hashing up to
+    ``max_upload_bytes`` of uploads is CPU work: it runs off the event loop."""
+    return await run_blocking(_digest, fields, images, mask)
+
+
+def _digest(fields: dict[str, str], images: list[bytes], mask: bytes | None) -> str:
     digest = hashlib.sha256()
     for name in sorted(set(fields) - {"stream", "partial_images"}):
         digest.update(f"{name}={fields[name]}\n".encode())
@@ -70,7 +75,7 @@ async def read_form(request: Request, settings: Settings, fetch: json_body.Fetch
         document = await json_body.read(request)
         params, images, mask = await json_body.parse(document, settings.max_upload_images, fetch)
         fields = {k: json.dumps(v, sort_keys=True) for k, v in document.items()}
-        return EditForm(params, images, mask, fingerprint(fields, images, mask))
+        return EditForm(params, images, mask, await fingerprint(fields, images, mask))
     if not content_type.startswith("multipart/form-data"):
         raise bad_request(
             "POST /v1/images/edits takes multipart/form-data with the image file(s), or JSON "
@@ -106,7 +111,7 @@ async def read_form(request: Request, settings: Settings, fetch: json_body.Fetch
         params = ImageEditCreate.model_validate(fields)
     except ValidationError as err:
         raise RequestValidationError(err.errors()) from None
-    return EditForm(params, images, mask, fingerprint(fields, images, mask))
+    return EditForm(params, images, mask, await fingerprint(fields, images, mask))
 
 
 @dataclass(frozen=True)

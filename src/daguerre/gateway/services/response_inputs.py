@@ -83,7 +83,8 @@ async def edit_upload(
         exclude_none=True,
     )
     params = ImageEditCreate(prompt=prompt, stream=body.stream, **fields)
-    form = edits.EditForm(params, images, mask, edits.fingerprint({"prompt": prompt}, images, mask))
+    digest = await edits.fingerprint({"prompt": prompt}, images, mask)
+    form = edits.EditForm(params, images, mask, digest)
     job_id = job_ids.fresh_job_id()
     draft = edits.draft_spec(services.settings, form, job_id)
     store = services.store
