@@ -86,5 +86,6 @@ class Services:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.feed.close()
+        await self.moderation.close()
         await self.workflows.close()
         self.store.close()

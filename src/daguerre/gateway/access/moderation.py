@@ -79,17 +79,18 @@ class ClassifierPolicy:
         assert settings.moderation_url is not None
         self._url = settings.moderation_url
         key = settings.moderation_api_key
-        self._headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-        self._timeout = settings.moderation_timeout_s
+        headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+        # One client for the gateway's life: every submit asks, and a connection (and its
+        # TLS handshake) per prompt would add to each one's latency.
+        self._client = httpx.AsyncClient(timeout=settings.moderation_timeout_s, headers=headers)
         self._severe = set(settings.moderation_severe_categories)
         self._on_error = settings.moderation_on_error
 
     async def judge(self, text: str, relaxed: bool) -> Verdict:
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.post(self._url, json={"input": text}, headers=self._headers)
-                response.raise_for_status()
-                result = response.json()["results"][0]
+            response = await self._client.post(self._url, json={"input": text})
+            response.raise_for_status()
+            result = response.json()["results"][0]
             flagged = bool(result["flagged"])
             categories = sorted(k for k, v in (result.get("categories") or {}).items() if v)
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as err:
@@ -102,6 +103,9 @@ class ClassifierPolicy:
             flagged = bool(categories)
         reason = "categories: " + ", ".join(categories) if categories else "flagged"
         return Verdict(flagged, reason if flagged else "", "http")
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
 
 class Moderation:
@@ -125,3 +129,7 @@ class Moderation:
         if self._classifier is not None:
             return await self._classifier.judge(text, relaxed)
         return Verdict(False, policy="off")
+
+    async def close(self) -> None:
+        if self._classifier is not None:
+            await self._classifier.close()
