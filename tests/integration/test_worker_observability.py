@@ -51,7 +51,7 @@ async def test_a_worker_reports_itself_and_serves_its_metrics(
         assert ready.status_code == 200, ready.text
         spec = JobSpec(prompt="fine", model="fake", width=64, height=64, steps=6)
         store.jobs.create("obs-1", account.id, "api", spec)
-        await engine.submit("obs-1", spec, "api", 3, account.id)
+        await engine.submit("obs-1", spec, "api", 3, account.id, tier="pro")
         assert (await wait_terminal(store, "obs-1")).status is JobStatus.SUCCEEDED
         text = ""
         for _ in range(100):  # the engine's stats and the next report follow the render
@@ -60,7 +60,8 @@ async def test_a_worker_reports_itself_and_serves_its_metrics(
             if metric(text, "daguerre_worker_step_seconds_count") >= 6 and row.images_per_s:
                 break
             await asyncio.sleep(0.05)
-        assert metric(text, "daguerre_worker_queue_lag_seconds_count") == 1
+        assert metric(text, 'daguerre_job_wait_seconds_count{pool="api",tier="pro"}') == 1
+        assert metric(text, 'daguerre_job_render_seconds_count{pool="api",tier="pro"}') == 1
         assert metric(text, "daguerre_worker_engine_up") == 1
         # The engine process's own memory: a separate process holding the model.
         assert metric(text, 'daguerre_worker_model_memory_bytes{kind="rss"}') > 2**20

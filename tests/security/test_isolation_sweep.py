@@ -41,6 +41,7 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/redoc",
     "/",  # the chat page
+    "/ops",  # the operator page: its figures and changes need the admin key
     "/web/{name}",  # its static files, by name from a fixed list
     "/metrics",  # aggregate counters by tier and pool; may require a key (a setting)
 }

@@ -56,6 +56,7 @@ class FakeEngine:
         fairness_key: str,
         fairness_weight: float = 1.0,
         webhook: bool = False,
+        tier: str | None = None,
     ) -> None:
         if not self.available:
             raise EngineUnavailable("the fake engine is switched off")

@@ -28,6 +28,7 @@ from daguerre.config.runtime import (
     ProgressSection,
     WorkerSection,
 )
+from daguerre.config.tracing import TracingSection
 
 
 class Settings(  # BaseSettings last: its configuration (env parsing) wins
@@ -43,6 +44,7 @@ class Settings(  # BaseSettings last: its configuration (env parsing) wins
     WebhooksSection,
     ModerationSection,
     ProvenanceSection,
+    TracingSection,
     LauncherSection,
     BaseSettings,
 ):

@@ -19,6 +19,7 @@ from daguerre.config import Settings
 from daguerre.domain import JobSpec
 from daguerre.engine.contracts import WORKFLOW, GenerateImageInput, RenderPolicy
 from daguerre.engine.tls import connect_options
+from daguerre.engine.tracing import temporal_interceptors
 from daguerre.priority import control_queue, job_queue
 
 
@@ -36,11 +37,13 @@ class WorkflowClient(Protocol):
         fairness_key: str,
         fairness_weight: float = 1.0,
         webhook: bool = False,
+        tier: str | None = None,
     ) -> None:
         """Start the job's workflow; submitting the same job id again does nothing.
         ``priority`` is the Temporal priority key (1 runs first); ``fairness_key`` (the
         account) shares each priority level out by ``fairness_weight``. The workflow's
-        activities inherit all three."""
+        activities inherit all three. ``tier`` labels the worker's wait and render
+        metrics."""
         ...
 
     async def cancel(self, job_id: str) -> None: ...
@@ -66,10 +69,14 @@ def render_policy(settings: Settings) -> RenderPolicy:
 async def connect(settings: Settings, address: str | None = None) -> Client:
     """A client for the configured cluster: its address and namespace, and TLS, mutual TLS
     or an API key as the settings say (engine/tls.py). An unreadable TLS file raises
-    TemporalTLSError (a ValueError: no retry fixes it)."""
+    TemporalTLSError (a ValueError: no retry fixes it). With tracing on, the client (and
+    every worker built on it) carries each job's trace through Temporal (engine/tracing.py)."""
     target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
     return await Client.connect(
-        target, namespace=settings.temporal_namespace, **connect_options(settings)
+        target,
+        namespace=settings.temporal_namespace,
+        interceptors=temporal_interceptors(settings),
+        **connect_options(settings),
     )
 
 
@@ -99,6 +106,7 @@ class TemporalWorkflowClient:
         fairness_key: str,
         fairness_weight: float = 1.0,
         webhook: bool = False,
+        tier: str | None = None,
     ) -> None:
         workflow_input = GenerateImageInput(
             job_id=job_id,
@@ -107,6 +115,7 @@ class TemporalWorkflowClient:
             webhook=webhook,
             control_queue=control_queue(self._settings.pools[pool].task_queue),
             account_id=fairness_key,
+            tier=tier,
         )
         options = self._start_options(pool, priority, fairness_key, fairness_weight)
         delays = [0.2, 0.5, 1.0]

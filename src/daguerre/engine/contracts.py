@@ -46,6 +46,9 @@ class GenerateImageInput:
     # The account that owns the job (its images are recorded as the account's). None
     # (workflows started before this field): the render reads it from the job row.
     account_id: str | None = None
+    # The owner's tier when the job was accepted: a label of the worker's wait and render
+    # metrics. None: a workflow started before this field (labelled "unknown").
+    tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class RenderInput:
     # When the job's workflow started (its admission), in Unix seconds: the worker's
     # queue-lag metric measures from it to the render's start.
     queued_at: float | None = None
+    tier: str | None = None  # see GenerateImageInput.tier
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def _render_input(inp: GenerateImageInput) -> RenderInput:
         priority=priority.priority_key,
         fairness_key=priority.fairness_key,
         queued_at=info.workflow_start_time.timestamp(),
+        tier=inp.tier,
     )
 
 

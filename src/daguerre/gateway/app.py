@@ -15,6 +15,7 @@ from daguerre.gateway.api import docs
 from daguerre.gateway.api.errors import BodyLimitMiddleware, install_error_handlers
 from daguerre.gateway.api.openapi import install_openapi
 from daguerre.gateway.api.request_metrics import RequestMetricsMiddleware
+from daguerre.gateway.api.request_tracing import http_telemetry
 from daguerre.gateway.api.routes import (
     admin,
     conversations,
@@ -57,9 +58,9 @@ def create_app(
         version=version("daguerre"),
         summary="OpenAI-compatible image generation on Temporal.",
         lifespan=lifespan,
-        # FastAPI's /docs and /redoc load their scripts from a CDN: see docs.py.
-        docs_url=None,
+        docs_url=None,  # FastAPI's /docs and /redoc load CDN scripts: see docs.py.
         redoc_url=None,
+        telemetry=http_telemetry(settings),  # request spans: a job's trace's root
     )
     install_error_handlers(app)
     install_openapi(app)

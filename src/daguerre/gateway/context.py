@@ -88,4 +88,6 @@ class Services:
         self.feed.close()
         await self.moderation.close()
         await self.workflows.close()
+        with contextlib.suppress(Exception):  # the database may be the reason we stop
+            await run_blocking(self.metrics.release_queue, self.store)
         self.store.close()

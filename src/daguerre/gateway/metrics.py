@@ -1,22 +1,31 @@
 """Prometheus metrics for ``GET /metrics``.
 
-Counters are counted where the decision is made (each gateway counts its own; sum them
-across replicas). Queue depth and degraded mode are read from the database at scrape
-time. Wait and render times are observed from the job table at scrape time too (jobs
-that finished since the previous scrape), because the gateway does not see every job
-finish; with several replicas, scrape these from one of them.
+Each gateway counts what it decides and answers (requests, admissions, refusals), so
+replicas' figures sum. The queue depth is read from the job table, the one place that
+knows it, by one replica at a time: the holder of the ``queue-metrics`` lease
+(store/leases.py), taken at scrape time; the others leave the series out, so ``sum`` over
+every replica counts the queue once. Jobs' wait and render times are observed by the
+worker that runs each job (workers/metrics.py). docs/operations.md says how to scrape N
+replicas.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+import secrets
+import socket
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from daguerre.store import QueueStats
+from daguerre.priority import DEFAULT
+from daguerre.store import Store
 
 # Seconds: from a fast fake render to a long queue.
 _BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+QUEUE_LEASE = "queue-metrics"
+# Longer than any sensible scrape interval: the holder renews at every scrape, and a
+# replica that stops being scraped (or dies) hands the export over after this long.
+QUEUE_LEASE_S = 120.0
 
 
 class Metrics:
@@ -52,32 +61,21 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "daguerre_queue_depth", "Queued and deferred jobs", ["pool"], registry=self.registry
+            "daguerre_queue_depth",
+            "Waiting jobs by pool, priority key and status (queued, deferred); exported by "
+            "one gateway replica at a time (see exporting_queue)",
+            ["pool", "priority", "status"],
+            registry=self.registry,
+        )
+        self.exporting_queue = Gauge(
+            "daguerre_queue_exporter",
+            "1 on the gateway replica that exports daguerre_queue_depth, 0 on the others",
+            registry=self.registry,
         )
         self.degraded = Gauge(
             "daguerre_degraded_mode",
-            "1 while the pool is degraded",
+            "1 while the pool is degraded, as this gateway sees it (aggregate with max)",
             ["pool"],
-            registry=self.registry,
-        )
-        self.wait = Histogram(
-            "daguerre_job_wait_seconds",
-            "From submission to the start of the render",
-            ["tier"],
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
-        self.render = Histogram(
-            "daguerre_job_render_seconds",
-            "From the start of the render to its end",
-            ["tier"],
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
-        self.preemptions = Counter(
-            "daguerre_job_preemptions",
-            "Times finished jobs' renders paused for higher-priority work",
-            ["tier"],
             registry=self.registry,
         )
         self.ratelimit_fallbacks = Counter(
@@ -111,26 +109,34 @@ class Metrics:
         )
         self.http_seconds = Histogram(
             "daguerre_http_request_seconds",
-            "Time to answer an HTTP request (for a stream, until it ends), by route",
-            ["route"],
+            "Time to answer an HTTP request (for a stream, until it ends; for a synchronous "
+            "generation, the whole render), by route and the caller's tier",
+            ["route", "tier"],
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self._watermark = datetime.now(UTC)
+        # Who this process is, for the queue-depth lease: unique per process start.
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
-    def observe_finished(self, stats: QueueStats) -> None:
-        """Feed the histograms with the jobs finished since the last call (blocking)."""
-        now = datetime.now(UTC)
-        finished_jobs = stats.finished_between(self._watermark, now)
-        for tier, _pool, created, started, finished, preemptions in finished_jobs:
-            label = tier or "unknown"
-            if preemptions:
-                self.preemptions.labels(label).inc(preemptions)
-            if started is not None:
-                self.wait.labels(label).observe(max(0.0, started - created))
-                if finished is not None:
-                    self.render.labels(label).observe(max(0.0, finished - started))
-        self._watermark = now
+    def observe_queue(self, store: Store) -> None:
+        """Set the queue-depth gauges if this replica holds the lease, else drop them
+        (blocking: two queries)."""
+        self.queue_depth.clear()
+        if not store.leases.hold(QUEUE_LEASE, self.instance, QUEUE_LEASE_S):
+            self.exporting_queue.set(0)
+            return
+        self.exporting_queue.set(1)
+        for (pool, priority, status), count in store.queue_stats.depth().items():
+            self.queue_depth.labels(pool, priority_label(priority), status).set(count)
+
+    def release_queue(self, store: Store) -> None:
+        """Hand the export over at once (a clean shutdown; blocking)."""
+        store.leases.release(QUEUE_LEASE, self.instance)
 
     def render_text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def priority_label(priority: int | None) -> str:
+    """A priority key as a label (a row without one queues at Temporal's default)."""
+    return str(DEFAULT if priority is None else priority)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 
 from daguerre.config import Settings
 from daguerre.store.accounts import AccountStore
+from daguerre.store.audit import AuditLog
 from daguerre.store.blobs import BlobStore, BlobStoreUnavailable, LocalBlobStore
 from daguerre.store.blobs_factory import open_blobs
 from daguerre.store.controls import ControlStore
@@ -20,6 +21,7 @@ from daguerre.store.expiry import JobExpiry
 from daguerre.store.files import FileStore
 from daguerre.store.images import ImageStore
 from daguerre.store.jobs import JobStore
+from daguerre.store.leases import Leases
 from daguerre.store.migrate import upgrade_head
 from daguerre.store.moderation import ModerationLog
 from daguerre.store.private import private_dir
@@ -32,6 +34,7 @@ T = TypeVar("T")
 
 __all__ = [
     "AccountStore",
+    "AuditLog",
     "BlobStore",
     "BlobStoreUnavailable",
     "ControlStore",
@@ -39,6 +42,7 @@ __all__ = [
     "FileStore",
     "ImageStore",
     "JobStore",
+    "Leases",
     "LocalBlobStore",
     "QueueStats",
     "Store",
@@ -65,6 +69,8 @@ class Store:
     expiry: JobExpiry
     files: FileStore  # what accounts uploaded through /v1/files
     moderation: ModerationLog  # refused prompts, for audit
+    audit: AuditLog  # operators' changes through the admin API
+    leases: Leases  # which process does a deployment-wide chore
 
     async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``call(*args, **kwargs)`` (a method of this store, usually) from async code,
@@ -100,4 +106,6 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
         expiry=JobExpiry(sessions),
         files=FileStore(sessions),
         moderation=ModerationLog(sessions),
+        audit=AuditLog(sessions),
+        leases=Leases(sessions),
     )

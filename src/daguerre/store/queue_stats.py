@@ -3,7 +3,7 @@
 Counts and aggregates over the jobs table, never a write: kept apart from the job
 repository (store/jobs.py), whose one concern is a job's lifecycle. Admission reads
 the backlog per priority key and the throughput (gateway/access/admission.py), the metrics the
-finished jobs (gateway/metrics.py), and a waiting job's description its place in line.
+queue depth (gateway/metrics.py), and a waiting job's description its place in line.
 """
 
 from __future__ import annotations
@@ -11,17 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daguerre.domain import WAITING_STATUSES, JobRecord, JobStatus
-from daguerre.store.job_records import timestamp
+from daguerre.priority import DEFERRED
 from daguerre.store.tables import JobRow
 
 _WAITING = [s.value for s in WAITING_STATUSES]
-
-# (tier, pool, created, started, finished, preemptions) of one finished job.
-Finished = tuple[str | None, str, float, float | None, float | None, int]
 
 
 class QueueStats:
@@ -95,22 +92,16 @@ class QueueStats:
             oldest = oldest.replace(tzinfo=UTC)
         return int(count or 0), oldest
 
-    def finished_between(self, since: datetime, until: datetime) -> list[Finished]:
-        """The jobs that finished in [since, until), for the wait and render histograms."""
+    def depth(self) -> dict[tuple[str, int | None, str], int]:
+        """Waiting jobs of every pool, per (pool, priority key, status): the queue-depth
+        gauges, in one query."""
         with self._sessions() as session:
             rows = session.execute(
-                select(
-                    JobRow.tier,
-                    JobRow.pool,
-                    JobRow.created_at,
-                    JobRow.started_at,
-                    JobRow.finished_at,
-                    JobRow.preemptions,
-                ).where(JobRow.finished_at >= since, JobRow.finished_at < until)
+                select(JobRow.pool, JobRow.priority, JobRow.status, func.count())
+                .where(JobRow.status.in_(_WAITING))
+                .group_by(JobRow.pool, JobRow.priority, JobRow.status)
             ).all()
-        return [
-            (t, p, c.timestamp(), timestamp(s), timestamp(f), n or 0) for t, p, c, s, f, n in rows
-        ]
+        return {(pool, priority, status): int(n) for pool, priority, status, n in rows}
 
     def recent_render_seconds(self, pool: str, sample: int = 20) -> float | None:
         """Mean start-to-finish time of the pool's latest successful renders."""
@@ -128,3 +119,17 @@ class QueueStats:
             ).all()
         spans = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
         return sum(spans) / len(spans) if spans else None
+
+    def deferrals_by_tier(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """Per tier: the jobs deferred (accepted past the wait budget) since ``since``,
+        and the deferred jobs waiting now, across every gateway (read from the jobs)."""
+        deferred = JobRow.priority >= DEFERRED
+        recent = func.sum(case((JobRow.created_at >= since, 1), else_=0))
+        waiting = func.sum(case((JobRow.status == JobStatus.DEFERRED.value, 1), else_=0))
+        with self._sessions() as session:
+            rows = session.execute(
+                select(JobRow.tier, recent, waiting)
+                .where(deferred, or_(JobRow.created_at >= since, JobRow.status.in_(_WAITING)))
+                .group_by(JobRow.tier)
+            ).all()
+        return {tier or "unknown": (int(r or 0), int(w or 0)) for tier, r, w in rows}

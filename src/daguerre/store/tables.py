@@ -184,6 +184,22 @@ class ModerationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AuditRow(Base):
+    """An operator's change through the admin API: who made it, what (the route and the
+    JSON it sent) and when, shown on the operator page (``GET /admin/audit``). Never a
+    secret: a key's secret is not part of what an operator sends."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_created", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # "admin-key" (DAGUERRE_ADMIN_KEY) or the account id of a key with the admin scope.
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(300))  # e.g. "PATCH /admin/tiers/free"
+    change: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class FileRow(Base):
     """A file an account uploaded (``POST /v1/files``): an image it can name by id in an
     edit. The bytes are in the blob store (blob_layout.file_key)."""
@@ -264,3 +280,15 @@ class WorkerRow(Base):
     images_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LeaseRow(Base):
+    """A named lease one process holds until ``expires_at`` (store/leases.py): e.g. the
+    gateway replica that exports the queue-depth gauges, so that summing every
+    replica's figures counts the queue once."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,4 +1,5 @@
-"""The chat page's assets: plain ES modules, a stylesheet and one HTML page, no build step.
+"""The chat page's assets, and the operator page's: plain ES modules, stylesheets and two
+HTML pages, no build step.
 
 This package is assets only, and imports nothing of ours: the gateway serves them
 (gateway/api/routes/web.py). It says where they are and what each one is, and ``ASSETS``
@@ -18,11 +19,13 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 INDEX = STATIC / "index.html"
+OPS = STATIC / "ops.html"  # the operator page, behind the admin key
 
 
 def _assets() -> dict[str, Path]:
-    # The page itself is served at /, never as an asset.
-    return {p.name: p for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES and p != INDEX}
+    # The pages themselves are served at / and /ops, never as assets.
+    pages = {INDEX, OPS}
+    return {p.name: p for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES and p not in pages}
 
 
 ASSETS = _assets()

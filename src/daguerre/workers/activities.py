@@ -47,9 +47,10 @@ from daguerre.workers.edits import EditInputs, load_edit_inputs
 from daguerre.workers.engine import RenderJob, Update
 from daguerre.workers.engine_client import Driver, Engine, ProcessDriver, Ticket
 from daguerre.workers.job_rows import JobRows
-from daguerre.workers.metrics import WorkerMetrics
+from daguerre.workers.metrics import RenderWatch, WorkerMetrics
 from daguerre.workers.progress import JobRef, Progress
 from daguerre.workers.provenance import open_provenance
+from daguerre.workers.render_tracing import RenderTrace, render_trace
 from daguerre.workers.results import store_images
 from daguerre.workers.runtime import requests_for
 
@@ -134,15 +135,20 @@ class RenderActivities:
             if JobStatus(current.status).is_terminal:
                 return current
         try:
-            return await self._render(job, inp, fairness_key)
+            with render_trace(job) as traced:  # below Temporal's RunActivity span
+                return await self._render(job, inp, fairness_key, traced)
         except ModelInputError as err:
             raise ApplicationError(str(err), type="ModelInputError") from err
 
-    async def _render(self, job: JobRef, inp: RenderInput, fairness_key: str) -> RenderOutput:
+    async def _render(
+        self, job: JobRef, inp: RenderInput, fairness_key: str, traced: RenderTrace
+    ) -> RenderOutput:
         edit, resume = await run_blocking(self._inputs, job)
         request = self._request(job, edit, resume, fairness_key)
+        request.trace_steps = traced.recording
         heartbeat = Heartbeat(self._heartbeat_s, activity.info().is_local)
         results: list[RenderResult] = []
+        watch = RenderWatch(self.metrics, inp, job.attempt == 1 and request.resume is None)
         self._rows.track(job.job_id)
         try:
             async with self._engine.render(request) as ticket:
@@ -150,10 +156,10 @@ class RenderActivities:
                     heartbeat.beat(update)
                     if update is None:
                         continue
+                    watch.heard(update.kind)
+                    traced.heard(update)
                     if update.checkpoint is not None:
                         await self._checkpoints.save(job.job_id, update.step, update.checkpoint)
-                    if update.kind == "started":
-                        self._observe_lag(inp, job, request)
                     if update.kind == "failed":
                         assert update.error is not None
                         raise update.error
@@ -165,12 +171,6 @@ class RenderActivities:
         finally:
             self._rows.untrack(job.job_id)
         return await self._complete(job, inp, results, edit, resumed=request.resume is not None)
-
-    def _observe_lag(self, inp: RenderInput, job: JobRef, request: RenderJob) -> None:
-        """Queue lag, from admission to this render's start: a job's first start only (a
-        retry's would count the first attempt's run as waiting)."""
-        if inp.queued_at is not None and job.attempt == 1 and request.resume is None:
-            self.metrics.queue_lag.observe(max(0.0, time.time() - inp.queued_at))
 
     def _inputs(self, job: JobRef) -> tuple[EditInputs, tuple[int, bytes] | None]:
         """An edit's images, and the job's newest checkpoint: one trip to the blob store.

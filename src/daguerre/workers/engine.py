@@ -64,6 +64,18 @@ class RenderJob:
     checkpoint_interval_s: float = 1.0
     # Seconds between two previews while someone watches; 0: after every step.
     preview_interval_s: float = 0.1
+    # Time each of its steps for the render's trace (workers/render_tracing.py).
+    trace_steps: bool = False
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """When one step of a render ran (wall clock, ns), and how many renders it served."""
+
+    step: int
+    start_ns: int
+    end_ns: int
+    batch: int
 
 
 @dataclass
@@ -87,6 +99,8 @@ class Update:
     partial: tuple[int, Image.Image] | None = None
     results: list[RenderResult] | None = None
     error: BaseException | None = None
+    # The steps timed since the render's last update (a RenderJob with ``trace_steps``).
+    step_times: list[StepTime] | None = None
 
 
 @dataclass
@@ -116,6 +130,7 @@ class _Ticket:
     last_checkpoint: float = 0.0
     last_preview: float = 0.0
     partial_steps: list[int] = field(default_factory=list)
+    step_times: list[StepTime] = field(default_factory=list)  # not yet sent
 
 
 def portable(err: BaseException) -> BaseException:
@@ -149,6 +164,7 @@ class EngineCore:
         self.stopped: set[str] = set()
         self.ticks = 0
         self._samples: list[StepSample] = []  # steps since the last ``stats``
+        self._swaps = 0  # states written out since the last ``stats``
 
     # --- membership ----------------------------------------------------------------------
     def submit(self, key: str, job: RenderJob) -> None:
@@ -195,6 +211,7 @@ class EngineCore:
                 step = ticket.state.step
                 self._swap.save(ticket.job.job_id, step, model.save_state(ticket.state))
                 ticket.state, ticket.swapped_at = None, step
+                self._swaps += 1
                 render.swapped, render.nbytes = True, 0
         shared: list[_Ticket] = []
         alone: list[_Ticket] = []
@@ -248,12 +265,12 @@ class EngineCore:
 
     def _fail(self, ticket: _Ticket, err: BaseException, out: Heard) -> None:
         update = Update("failed", ticket.step, ticket.total_steps, error=portable(err))
-        out.append((ticket.key, update))
+        out.append((ticket.key, _timed(ticket, update)))
         self._leave(ticket)
 
     def _step(self, group: list[_Ticket], out: Heard) -> None:
         states = [t.state for t in group if t.state is not None]
-        began = self._clock()
+        began, began_ns = self._clock(), time.time_ns()
         try:
             after = self._model.step_many(states)
         except Exception as err:  # see the module docstring
@@ -265,8 +282,11 @@ class EngineCore:
                 ticket.solo, ticket.state = True, None  # back to where it entered
             return
         self._sample(self._clock() - began, group)
+        ended_ns = time.time_ns()
         for ticket, state in zip(group, after, strict=True):
             ticket.state = state
+            if ticket.job.trace_steps:
+                ticket.step_times.append(StepTime(state.step, began_ns, ended_ns, len(group)))
             ticket.render.steps_left = state.total_steps - state.step
             if state.step != ticket.step:
                 ticket.step = state.step
@@ -283,6 +303,7 @@ class EngineCore:
         """The counts now, and the steps since the last call (which it hands over)."""
         tickets = self._tickets.values()
         samples, self._samples = self._samples, []
+        swaps, self._swaps = self._swaps, 0
         allocated, reserved = cuda_memory()
         return EngineStats(
             running=sum(1 for t in tickets if t.render.running),
@@ -290,6 +311,7 @@ class EngineCore:
             swapped=sum(1 for t in tickets if t.swapped_at is not None),
             held=len(self._tickets),
             samples=samples,
+            swaps=swaps,
             cuda_allocated_bytes=allocated,
             cuda_reserved_bytes=reserved,
         )
@@ -304,7 +326,7 @@ class EngineCore:
                 self._fail(ticket, err, out)
                 return
             done = Update("finished", state.step, state.total_steps, results=results)
-            out.append((ticket.key, done))
+            out.append((ticket.key, _timed(ticket, done)))
             self._leave(ticket)
             return
         update = Update("step", state.step, state.total_steps)
@@ -322,4 +344,12 @@ class EngineCore:
         # A step with nothing to show for an unwatched job is not worth waking its
         # activity for: its row learns the outcome when the render ends.
         if watched or update.checkpoint or update.partial:
-            out.append((ticket.key, update))
+            out.append((ticket.key, _timed(ticket, update)))
+
+
+def _timed(ticket: _Ticket, update: Update) -> Update:
+    """``update`` with the steps timed since the render's last update (they ride along
+    with whatever it hears next: an unwatched render hears only its end)."""
+    if ticket.step_times:
+        update.step_times, ticket.step_times = ticket.step_times, []
+    return update

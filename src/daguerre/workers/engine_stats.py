@@ -35,6 +35,7 @@ class EngineStats:
     swapped: int  # preempted, their state written out as a checkpoint
     held: int  # running, paused, swapped or waiting for room in the batch
     samples: list[StepSample] = field(default_factory=list)
+    swaps: int = 0  # paused states written out since the last stats
     # torch's CUDA memory, where the model uses CUDA; None elsewhere.
     cuda_allocated_bytes: int | None = None
     cuda_reserved_bytes: int | None = None

@@ -49,8 +49,7 @@ class Registration:
 
     def __post_init__(self) -> None:
         self.worker_id = self.worker_id or new_worker_id()
-        self.metrics.slots.set(self.slots)
-        self.metrics.batch_images.set(self.batch_images)
+        self.metrics.capacity(self.slots, self.batch_images)
 
     def report(self) -> WorkerReport:
         """What this worker says of itself now."""

@@ -15,12 +15,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from daguerre.config import PoolSettings, Settings
 from daguerre.engine.client import connect
+from daguerre.engine.tracing import WORKER_SERVICE, flush_tracing, install_tracing
 from daguerre.engine.workflows import GenerateImage, GenerateImageWithActivity
 from daguerre.priority import control_queue, express_queue, webhook_queue
 from daguerre.store import open_store
 from daguerre.workers.activities import RenderActivities, render_activities
 from daguerre.workers.endpoint import WorkerHealth, worker_endpoint
 from daguerre.workers.engine_client import Driver
+from daguerre.workers.metrics import WorkerMetrics
 from daguerre.workers.registration import Registration, registered
 from daguerre.workers.webhooks import WebhookActivities
 
@@ -74,7 +76,7 @@ async def pool_workers(
     pool_settings = configured_pool(settings, pool)
     store = open_store(settings)
     webhooks = WebhookActivities(store, settings)
-    health = WorkerHealth(client, store)
+    health = WorkerHealth(client, store, WorkerMetrics(pool=pool))
     try:
         async with (
             worker_endpoint(settings, health),
@@ -176,7 +178,11 @@ async def run_worker(settings: Settings, pool: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    install_tracing(settings, WORKER_SERVICE)  # before the client, which carries traces
     client = await connect_with_retry(settings)
-    async with pool_workers(settings, pool, client):
-        log.info("serving pool %s on %s", pool, settings.pools[pool].task_queue)
-        await stop.wait()
+    try:
+        async with pool_workers(settings, pool, client):
+            log.info("serving pool %s on %s", pool, settings.pools[pool].task_queue)
+            await stop.wait()
+    finally:
+        flush_tracing()  # the process leaves without its exit handlers (serve.py)

@@ -40,7 +40,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 async def test_plain_by_default(calls: list[dict[str, Any]]) -> None:
     await engine_client.connect(Settings(temporal_address="t:7233", temporal_namespace="ns"))
-    assert calls == [{"target": "t:7233", "namespace": "ns", "tls": False, "api_key": None}]
+    # No interceptors: tracing is off by default (engine/tracing.py).
+    expected = {"target": "t:7233", "namespace": "ns", "tls": False, "api_key": None}
+    assert calls == [{**expected, "interceptors": []}]
 
 
 async def test_mutual_tls_reads_the_files(

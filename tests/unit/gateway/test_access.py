@@ -282,8 +282,9 @@ async def test_metrics_count_admissions_and_refusals(make: Make) -> None:
         text = (await gw.http.get("/metrics")).text
         assert 'daguerre_jobs_admitted_total{pool="api",tier="pro"} 1.0' in text
         assert 'reason="feature_disabled",tier="free"} 1.0' in text
-        assert 'daguerre_queue_depth{pool="api"} 1.0' in text
-        assert "daguerre_job_wait_seconds_bucket" in text or "daguerre_job_wait_seconds" in text
+        # The one replica here holds the queue-depth lease: the pro job waits at key 1.
+        assert 'daguerre_queue_depth{pool="api",priority="1",status="queued"} 1.0' in text
+        assert "daguerre_queue_exporter 1.0" in text
 
 
 async def test_a_webhook_needs_no_servers_secret(make: Make) -> None:

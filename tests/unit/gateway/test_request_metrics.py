@@ -1,4 +1,5 @@
-"""Requests counted by route template, method, status and tier, and timed by route."""
+"""Requests counted by route template, method, status and tier, and timed by route and
+tier."""
 
 from __future__ import annotations
 
@@ -28,4 +29,5 @@ async def test_requests_are_counted_by_route_template_status_and_tier(gateway: G
     )
     assert any('route="unmatched",status="404"' in line for line in series)
     assert not any("nope-1" in line or "/no/such" in line for line in series)
-    assert 'daguerre_http_request_seconds_count{route="/v1/models"} 2.0' in text
+    assert 'daguerre_http_request_seconds_count{route="/v1/models",tier="pro"} 1.0' in text
+    assert 'daguerre_http_request_seconds_count{route="/v1/models",tier="none"} 1.0' in text

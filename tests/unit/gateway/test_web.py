@@ -17,6 +17,19 @@ async def test_index_is_served_without_a_key(gateway: Gateway) -> None:
     assert '<script type="module" src="/web/app.js">' in page.text
 
 
+async def test_the_operator_page_is_served_without_a_key_under_the_same_csp(
+    gateway: Gateway,
+) -> None:
+    page = await gateway.client.get("/ops")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    chat_page = await gateway.client.get("/")
+    csp = "content-security-policy"
+    assert page.headers[csp] == chat_page.headers[csp]
+    assert '<script type="module" src="/web/ops.js">' in page.text
+    assert (await gateway.client.get("/web/ops.html")).status_code == 404  # only at /ops
+
+
 def imported(name: str) -> set[str]:
     """The modules a script imports (``from "./x.js"``), and theirs, and so on."""
     found: set[str] = set()
@@ -37,7 +50,10 @@ async def test_every_referenced_asset_is_served(gateway: Gateway) -> None:
     modules = {"app.js", "api.js", "session.js", "sidebar.js", "thread.js", "turn.js"}
     modules |= {"follow.js", "gallery.js", "cooldown.js", "ui.js"}
     assert referenced == modules | {"style.css"}
-    assert set(ASSETS) == referenced  # nothing shipped that the page does not load
+    ops = (STATIC / "ops.html").read_text()
+    referenced |= set(re.findall(r'"/web/([\w.-]+)"', ops)) | imported("ops.js")
+    # nothing shipped that a page (the chat page, the operator page) does not load
+    assert set(ASSETS) == referenced
     for name in referenced:
         answer = await gateway.client.get(f"/web/{name}")
         assert answer.status_code == 200, name

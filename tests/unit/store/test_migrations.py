@@ -15,6 +15,7 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     tables = set(inspect(store.db).get_table_names())
     assert {"accounts", "api_keys", "jobs", "images", "alembic_version"} <= tables
     assert {"conversations", "turns", "controls", "files", "moderation_refusals"} <= tables
+    assert "leases" in tables  # 0013
     columns = {c["name"] for c in inspect(store.db).get_columns("jobs")}
     assert {"preemptions", "watched_until", "client_id", "swept_at", "expired_at"} <= columns
     keys = {c["name"] for c in inspect(store.db).get_columns("api_keys")}
@@ -23,13 +24,14 @@ def test_upgrade_head_creates_the_tables(store: Store) -> None:
     assert {"webhook_secret", "webhook_secret_previous"} <= accounts
     images = {c["name"] for c in inspect(store.db).get_columns("images")}
     assert "revised_prompt" in images
-    assert current_revision(store.db) == "0011"
+    assert "audit_log" in tables  # 0012
+    assert current_revision(store.db) == "0013"
 
 
 def test_upgrade_is_idempotent(store: Store) -> None:
     upgrade_head(store.db)
     upgrade_head(store.db)
-    assert current_revision(store.db) == "0011"
+    assert current_revision(store.db) == "0013"
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
@@ -72,7 +74,7 @@ def test_revised_prompt_migration_keeps_older_images(store: Store) -> None:
             {"account": account.id},
         )
     upgrade_head(store.db)
-    assert current_revision(store.db) == "0011"
+    assert current_revision(store.db) == "0013"
     assert store.jobs.get_image("img-j1-0") == ImageRecord(
         "img-j1-0", "j1", 0, account.id, "k/0", None, "image/png", 64, 64
     )

@@ -20,6 +20,7 @@ from daguerre.store import Store
 from daguerre.workers.activities import RenderActivities, render_activities
 from daguerre.workers.endpoint import WorkerEndpoint, WorkerHealth, worker_endpoint
 from daguerre.workers.engine_client import ThreadDriver, build_core
+from daguerre.workers.metrics import WorkerMetrics
 from daguerre.workers.registration import Registration, registered
 from tests.unit.workers.test_activities import env_with, submit
 
@@ -54,7 +55,8 @@ async def worker(settings: Settings, store: Store) -> AsyncIterator[Worker]:
     pool = PoolSettings()
     core, info = build_core(settings, pool)
     temporal = FakeTemporal()
-    health = WorkerHealth(temporal, store)  # type: ignore[arg-type]
+    health = WorkerHealth(temporal, store, WorkerMetrics(pool="api"))  # type: ignore[arg-type]
+    health.metrics.capacity(info.batch_images, info.batch_images)
     endpoint = WorkerEndpoint(health)
     port = await endpoint.start("127.0.0.1", 0)
     async with (
@@ -97,8 +99,8 @@ async def test_health_and_readiness_follow_temporal_and_the_engine(worker: Worke
     assert (await worker.http.get("/healthz")).status_code == 200  # alive all the same
 
 
-async def test_metrics_show_renders_steps_queue_lag_and_memory(worker: Worker) -> None:
-    inp = replace(submit(worker.store, "j1", steps=8), queued_at=time.time() - 2.0)
+async def test_metrics_show_renders_steps_waits_occupancy_and_memory(worker: Worker) -> None:
+    inp = replace(submit(worker.store, "j1", steps=8), queued_at=time.time() - 2.0, tier="pro")
     out = await env_with([]).run(worker.acts.render, inp)
     assert out.status == "succeeded"
     values: dict[str, float] = {}
@@ -108,8 +110,17 @@ async def test_metrics_show_renders_steps_queue_lag_and_memory(worker: Worker) -
             break
         await asyncio.sleep(0.05)
     assert values["daguerre_worker_step_seconds_count"] >= 8
-    assert values["daguerre_worker_queue_lag_seconds_count"] == 1
-    assert values["daguerre_worker_queue_lag_seconds_sum"] >= 2.0
+    job = '{pool="api",tier="pro"}'
+    assert values[f"daguerre_job_wait_seconds_count{job}"] == 1
+    assert values[f"daguerre_job_wait_seconds_sum{job}"] >= 2.0
+    assert values[f"daguerre_job_render_seconds_count{job}"] == 1
+    assert 0 < values[f"daguerre_job_render_seconds_sum{job}"] < 2.0
+    # One image alone in the batch each step: the lowest share of the budget.
+    occupancy = values['daguerre_worker_batch_occupancy_count{pool="api"}']
+    assert occupancy >= 8
+    assert values['daguerre_worker_batch_occupancy_sum{pool="api"}'] == pytest.approx(
+        occupancy / worker.acts.batch_images
+    )
     assert values["daguerre_worker_renders_running"] == 0  # idle again
     assert values["daguerre_worker_renders_paused"] == 0
     assert values["daguerre_worker_engine_up"] == 1

@@ -93,6 +93,9 @@ def test_renders_joining_paused_and_swapped_make_the_images_made_alone(
     kinds = [u.kind for updates in heard.values() for u in updates]
     assert kinds.count("paused") > 0 and kinds.count("resumed") == kinds.count("paused")
     assert core._swap.blobs  # type: ignore[attr-defined]
+    # The stats count each state written out (the workers' daguerre_worker_swaps_total).
+    assert core.stats().swaps >= len(core._swap.blobs) > 0  # type: ignore[attr-defined]
+    assert core.stats().swaps == 0  # handed over once
 
 
 def test_a_lone_render_starts_at_once_and_waiting_ones_join_at_the_next_step() -> None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 from prometheus_client import generate_latest
 
 import tests.support.fake_model  # noqa: F401  (registers the "fake" backend)
+from daguerre.domain import JobSpec
+from daguerre.engine.contracts import RenderInput
 from daguerre.models.base import RenderRequest
 from daguerre.models.registry import create_model
 from daguerre.workers.engine import EngineCore, RenderJob
 from daguerre.workers.engine_stats import EngineStats, StatsPacer, StepSample, cuda_memory
-from daguerre.workers.metrics import WorkerMetrics, resident_bytes
+from daguerre.workers.metrics import RenderWatch, WorkerMetrics, resident_bytes
 from daguerre.workers.scheduler import Scheduler
 from tests.unit.workers.test_engine import MemorySwap
 
@@ -103,6 +107,32 @@ def test_metrics_take_the_engines_stats_and_measure_the_pace() -> None:
     assert "daguerre_worker_engine_up 1.0" in text
     metrics.engine_process(None)
     assert "daguerre_worker_engine_up 0.0" in generate_latest(metrics.registry).decode()
+
+
+def test_occupancy_swaps_and_a_renders_wait_render_and_pauses_by_tier_and_pool() -> None:
+    metrics = WorkerMetrics(pool="chat")
+    metrics.capacity(slots=6, batch_images=4)
+    samples = [StepSample(0.1, 1, 8.0), StepSample(0.1, 4, 8.0), StepSample(0.1, 2, 8.0)]
+    metrics.engine_stats(EngineStats(2, 1, 1, 4, samples, swaps=2))
+    inp = RenderInput(job_id="j", spec=JobSpec(prompt="p", model="fake"), tier="free")
+    watch = RenderWatch(metrics, replace(inp, queued_at=time.time() - 3.0), first_attempt=True)
+    for kind in ("started", "step", "paused", "resumed", "paused", "resumed", "finished"):
+        watch.heard(kind)
+    retry = RenderWatch(metrics, replace(inp, queued_at=time.time() - 60), first_attempt=False)
+    for kind in ("started", "finished"):
+        retry.heard(kind)  # a retry's render counts, its "wait" (the first run) does not
+    text = generate_latest(metrics.registry).decode()
+    job = '{pool="chat",tier="free"}'
+    assert 'daguerre_worker_batch_occupancy_count{pool="chat"} 3.0' in text
+    assert 'daguerre_worker_batch_occupancy_sum{pool="chat"} 1.75' in text  # (1+4+2)/4
+    assert 'daguerre_worker_swaps_total{pool="chat"} 2.0' in text
+    assert f"daguerre_job_preemptions_total{job} 2.0" in text
+    assert f"daguerre_job_wait_seconds_count{job} 1.0" in text
+    assert f"daguerre_job_render_seconds_count{job} 2.0" in text
+    wait_sum = next(
+        line for line in text.splitlines() if line.startswith("daguerre_job_wait_seconds_sum")
+    )
+    assert 3.0 <= float(wait_sum.rsplit(" ", 1)[1]) < 10.0
 
 
 def test_resident_memory_comes_from_proc() -> None:

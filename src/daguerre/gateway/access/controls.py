@@ -72,6 +72,18 @@ class LiveControls:
             return float(value)
         return self._pools[pool].admit_pace
 
+    # --- changing -----------------------------------------------------------------------
+    def put(self, key: str, value: Any) -> None:
+        """Store an operator's override; it applies here at once, and on every other
+        gateway at its next refresh."""
+        self._store.put(key, value)
+        self.refresh()
+
+    def reset(self, key: str) -> None:
+        """Drop an operator's override: back to the configuration."""
+        self._store.delete(key)
+        self.refresh()
+
     # --- refreshing ---------------------------------------------------------------------
     def apply(self, overrides: dict[str, Any]) -> None:
         """Rebuild the effective configuration; a bad stored override is skipped (and

@@ -1,4 +1,4 @@
-"""Every HTTP request counted by route, method, status and tier, and timed by route:
+"""Every HTTP request counted by route, method, status and tier, and timed by route and tier:
 ``daguerre_http_requests_total`` and ``daguerre_http_request_seconds``. Each gateway
 counts its own requests, so the figures of N replicas are summed (``sum by (route)``).
 
@@ -44,7 +44,7 @@ class RequestMetricsMiddleware:
                 tier = str(scope.get("state", {}).get("tier", "none"))
                 metrics = services.metrics
                 metrics.http_requests.labels(route, scope["method"], str(status), tier).inc()
-                metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+                metrics.http_seconds.labels(route, tier).observe(time.perf_counter() - started)
 
 
 def _route(scope: Scope) -> str:

@@ -55,6 +55,7 @@ async def start_workflow(engine: WorkflowClient, job: JobRecord, tier: TierSetti
         job.account_id,
         tier.fairness_weight,
         webhook=job.webhook_url is not None,
+        tier=job.tier,
     )
 
 

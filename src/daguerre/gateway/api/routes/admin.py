@@ -1,6 +1,7 @@
-"""The operators' API: change tiers' limits, feature flags, degraded mode and the
-admission pace while the service runs. Changes go to the database, which every gateway
-re-reads every second. API keys have their own routes (routes/admin_keys.py)."""
+"""The operators' API: change tiers' limits and feature flags while the service runs.
+Changes go to the database, which every gateway re-reads every second, and to the audit
+log (routes/admin_audit.py). Pools (degraded mode, the admission pace) and API keys have
+their own routes, and the operator page its one read (routes/admin_overview.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daguerre.access import FeatureSettings, RenderDefaults, TierSettings, merged
-from daguerre.gateway.access.controls import degraded_key, feature_key, pace_key, tier_key
+from daguerre.gateway.access.controls import feature_key, tier_key
 from daguerre.gateway.api.deps import AdminDep, ServicesDep
-from daguerre.gateway.api.errors import APIError, bad_request, not_found
-from daguerre.gateway.api.routes import admin_keys, admin_moderation, admin_workers
+from daguerre.gateway.api.errors import bad_request
+from daguerre.gateway.api.routes import (
+    admin_audit,
+    admin_keys,
+    admin_moderation,
+    admin_overview,
+    admin_pools,
+    admin_workers,
+)
+from daguerre.gateway.api.routes.admin_audit import OperatorDep
 from daguerre.gateway.context import Services
 from daguerre.store.threads import run_blocking
 
@@ -21,6 +30,9 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 router.include_router(admin_keys.router)  # /admin/keys: the API key lifecycle
 router.include_router(admin_workers.router)  # /admin/workers: the live workers per pool
 router.include_router(admin_moderation.router)  # /admin/moderation: refused prompts
+router.include_router(admin_pools.router)  # /admin/pools: backlog, degraded mode, pace
+router.include_router(admin_audit.router)  # /admin/audit: the operators' changes
+router.include_router(admin_overview.router)  # /admin/overview: the operator page's read
 
 
 class TierUpdate(BaseModel):
@@ -55,35 +67,6 @@ class FeatureUpdate(BaseModel):
     percent: float | None = None
 
 
-class DegradedUpdate(BaseModel):
-    mode: Literal["auto", "on", "off"]
-
-
-class PaceUpdate(BaseModel):
-    # Times the pool's throughput per second; 0 switches the pace off, null goes back
-    # to the configured pace.
-    pace: float | None = Field(ge=0, le=1000)
-
-
-class PoolPublic(BaseModel):
-    """A pool as operators see it: its backlog and throughput, and the controls on it."""
-
-    pool: str
-    backlog: int
-    running: int
-    throughput_per_s: float | None = Field(description="Jobs finished per second, recently.")
-    degraded: bool = Field(description="Whether new jobs get the tiers' degraded settings now.")
-    degraded_mode: str = Field(description='"auto" (by backlog), "on" or "off".')
-    degrade_backlog: int
-    max_backlog: int
-    admit_pace: float
-
-
-def _unknown_pool(services: Services, pool: str) -> APIError:
-    known = ", ".join(services.settings.pools)
-    return not_found(f"No pool named '{pool}'. Pools: {known}.")
-
-
 async def _change(
     services: Services, key: str, base: TierSettings | FeatureSettings, changes: dict[str, Any]
 ) -> None:
@@ -101,13 +84,11 @@ async def _change(
 
 
 async def _put(services: Services, key: str, value: Any) -> None:
-    await run_blocking(services.store.controls.put, key, value)
-    await run_blocking(services.controls.refresh)
+    await run_blocking(services.controls.put, key, value)
 
 
 async def _reset(services: Services, key: str) -> None:
-    await run_blocking(services.store.controls.delete, key)
-    await run_blocking(services.controls.refresh)
+    await run_blocking(services.controls.reset, key)
 
 
 @router.get("/access")
@@ -122,87 +103,43 @@ async def show_access(_: AdminDep, services: ServicesDep) -> dict[str, Any]:
 
 @router.patch("/tiers/{name}")
 async def update_tier(
-    name: str, changes: TierUpdate, _: AdminDep, services: ServicesDep
+    name: str, changes: TierUpdate, operator: OperatorDep, services: ServicesDep
 ) -> TierSettings:
     """Change some of a tier's fields, e.g. ``{"requests": "10/minute"}``."""
     base = services.settings.tiers.get(name, TierSettings())
-    await _change(services, tier_key(name), base, changes.model_dump(exclude_unset=True))
+    sent = changes.model_dump(exclude_unset=True)
+    await _change(services, tier_key(name), base, sent)
+    await operator.record(sent)
     return services.controls.tier(name)
 
 
 @router.delete("/tiers/{name}")
-async def reset_tier(name: str, _: AdminDep, services: ServicesDep) -> TierSettings:
+async def reset_tier(name: str, operator: OperatorDep, services: ServicesDep) -> TierSettings:
     """Drop a tier's overrides: back to the configuration file."""
     await _reset(services, tier_key(name))
+    await operator.record()
     return services.controls.tier(name)
 
 
 @router.patch("/features/{name}")
 async def update_feature(
-    name: str, changes: FeatureUpdate, _: AdminDep, services: ServicesDep
+    name: str, changes: FeatureUpdate, operator: OperatorDep, services: ServicesDep
 ) -> FeatureSettings:
     """Change a flag, e.g. ``{"percent": 25}``, ``{"tiers": ["pro"]}``, ``{"enabled": false}``."""
     assert services.settings.access is not None
     base = services.settings.access.features.get(name, FeatureSettings())
-    await _change(services, feature_key(name), base, changes.model_dump(exclude_unset=True))
+    sent = changes.model_dump(exclude_unset=True)
+    await _change(services, feature_key(name), base, sent)
+    await operator.record(sent)
     flag = services.controls.feature(name)
     assert flag is not None
     return flag
 
 
 @router.delete("/features/{name}")
-async def reset_feature(name: str, _: AdminDep, services: ServicesDep) -> FeatureSettings | None:
+async def reset_feature(
+    name: str, operator: OperatorDep, services: ServicesDep
+) -> FeatureSettings | None:
     await _reset(services, feature_key(name))
+    await operator.record()
     return services.controls.feature(name)
-
-
-async def _pool_state(services: Services, pool: str) -> PoolPublic:
-    def read() -> PoolPublic:
-        stats, admission = services.store.queue_stats, services.admission
-        backlog = stats.backlog(pool)
-        rate = admission.throughput(pool)
-        return PoolPublic(
-            pool=pool,
-            backlog=backlog,
-            running=stats.running_count(pool),
-            throughput_per_s=round(rate, 3) if rate else None,
-            degraded=admission.is_degraded(pool, backlog),
-            degraded_mode=services.controls.degraded_mode(pool),
-            degrade_backlog=services.settings.pools[pool].degrade_backlog,
-            max_backlog=services.settings.pools[pool].max_backlog,
-            admit_pace=services.controls.admit_pace(pool),
-        )
-
-    return await run_blocking(read)
-
-
-@router.get("/pools")
-async def show_pools(_: AdminDep, services: ServicesDep) -> list[PoolPublic]:
-    return [await _pool_state(services, pool) for pool in services.settings.pools]
-
-
-@router.put("/pools/{pool}/degraded")
-async def set_degraded(
-    pool: str, body: DegradedUpdate, _: AdminDep, services: ServicesDep
-) -> PoolPublic:
-    """Force degraded mode ``on`` or ``off`` for a pool, or give it back to ``auto``."""
-    if pool not in services.settings.pools:
-        raise _unknown_pool(services, pool)
-    if body.mode == "auto":
-        await _reset(services, degraded_key(pool))
-    else:
-        await _put(services, degraded_key(pool), body.mode)
-    return await _pool_state(services, pool)
-
-
-@router.put("/pools/{pool}/pace")
-async def set_pace(pool: str, body: PaceUpdate, _: AdminDep, services: ServicesDep) -> PoolPublic:
-    """Admit tiers without ``admit_past_cap`` at most ``pace`` times the pool's
-    throughput (0: no pace), or ``null``: back to the configured pace."""
-    if pool not in services.settings.pools:
-        raise _unknown_pool(services, pool)
-    if body.pace is None:
-        await _reset(services, pace_key(pool))
-    else:
-        await _put(services, pace_key(pool), body.pace)
-    return await _pool_state(services, pool)

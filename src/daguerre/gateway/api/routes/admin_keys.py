@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from daguerre.gateway.api.deps import AdminDep, ServicesDep
 from daguerre.gateway.api.errors import APIError, not_found
+from daguerre.gateway.api.routes.admin_audit import OperatorDep
 from daguerre.gateway.api.schemas import ErrorResponse
 from daguerre.store.accounts import KeyStateError
 from daguerre.store.apikeys import ApiKey, parse_duration, parse_scopes
@@ -170,7 +171,7 @@ async def list_keys(
 
 
 @router.post("", status_code=201, responses=NO_ACCOUNT)
-async def create_key(body: KeyCreate, _: AdminDep, services: ServicesDep) -> KeyCreated:
+async def create_key(body: KeyCreate, operator: OperatorDep, services: ServicesDep) -> KeyCreated:
     """A new key for an existing account; the response is the only copy of the key."""
     lifetime = _duration(body.expires_in)
 
@@ -183,22 +184,24 @@ async def create_key(body: KeyCreate, _: AdminDep, services: ServicesDep) -> Key
         secret, key = await run_blocking(issue)
     except KeyError:
         raise not_found(f"No account with id '{body.account}'.") from None
+    await operator.record({**body.model_dump(exclude_unset=True), "key_id": key.id})
     return KeyCreated.made(secret, key)
 
 
 @router.post("/{key_id}/revoke")
-async def revoke_key(key_id: KeyId, _: AdminDep, services: ServicesDep) -> KeyPublic:
+async def revoke_key(key_id: KeyId, operator: OperatorDep, services: ServicesDep) -> KeyPublic:
     """Revoke a key now (revoking twice is harmless)."""
     key = await run_blocking(services.store.accounts.revoke_api_key, key_id)
     if key is None:
         raise not_found(f"No API key with id '{key_id}'.")
     services.keys.clear()
+    await operator.record()
     return KeyPublic.of(key)
 
 
 @router.post("/{key_id}/rotate", responses=ROTATED)
 async def rotate_key(
-    key_id: KeyId, _: AdminDep, services: ServicesDep, body: KeyRotate | None = None
+    key_id: KeyId, operator: OperatorDep, services: ServicesDep, body: KeyRotate | None = None
 ) -> KeyRotated:
     """A successor with the same account, label and scopes; the old key is revoked now
     or after ``grace``."""
@@ -224,4 +227,5 @@ async def rotate_key(
         raise not_found(f"No API key with id '{key_id}'.")
     services.keys.clear()
     secret, new, old = rotated
+    await operator.record({**body.model_dump(exclude_unset=True), "key_id": new.id})
     return KeyRotated(key=secret, previous=KeyPublic.of(old), **_fields(new))

@@ -17,10 +17,10 @@ async def metrics(_: MetricsDep, services: ServicesDep) -> Response:
     def collect() -> bytes:
         m, stats, admission = services.metrics, services.store.queue_stats, services.admission
         for pool in services.settings.pools:
-            backlog = stats.backlog(pool)
-            m.queue_depth.labels(pool).set(backlog)
-            m.degraded.labels(pool).set(1 if admission.is_degraded(pool, backlog) else 0)
-        m.observe_finished(stats)
+            m.degraded.labels(pool).set(
+                1 if admission.is_degraded(pool, stats.backlog(pool)) else 0
+            )
+        m.observe_queue(services.store)
         return m.render_text()
 
     body = await run_blocking(collect)

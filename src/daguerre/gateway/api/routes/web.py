@@ -1,5 +1,6 @@
-"""The chat page, served by the gateway: ``GET /`` is the page and ``GET /web/<file>``
-its scripts and styles (the files themselves live in the ``web`` package, assets only).
+"""The chat page, served by the gateway: ``GET /`` is the page, ``GET /ops`` the operator
+page, and ``GET /web/<file>`` their scripts and styles (the files themselves live in the
+``web`` package, assets only).
 
 The API key lives in the browser (localStorage) and is sent as a Bearer header by the
 page's own ``fetch`` calls, never in a URL the server sees. The page gets its own CSP,
@@ -15,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from daguerre.gateway.api.errors import APIError
-from daguerre.web import ASSETS, INDEX, MEDIA_TYPES
+from daguerre.web import ASSETS, INDEX, MEDIA_TYPES, OPS
 
 # The page loads nothing from elsewhere; images are same-origin URLs or data: previews.
 CSP = (
@@ -39,6 +40,13 @@ def _file(path: Path) -> Response:
 @router.get("/")
 async def index() -> Response:
     return _file(INDEX)
+
+
+@router.get("/ops")
+async def operator_page() -> Response:
+    """The operator page: open to load, like the chat page; every figure it shows and
+    every change it makes goes through the admin API, with the admin key."""
+    return _file(OPS)
 
 
 @router.get("/web/{name}")
