@@ -321,6 +321,23 @@ def report(results: list[Sent]) -> dict[str, dict[str, float]]:
     return rows
 
 
+async def measure_capacity(http: aiohttp.ClientSession, keys: list[str], data_dir: Path) -> float:
+    """Warm up (first render, connections), then measure the stack's capacity: a burst
+    of paid jobs on the idle stack, finished per second."""
+    warm = Load()
+    await warm.steady(http, keys, "pro", "warm", 50, 0.4)
+    await asyncio.gather(*warm.tasks)
+    while await asyncio.to_thread(pending, data_dir, warm.results):
+        await asyncio.sleep(0.2)
+    started = time.time()
+    burst = Load()
+    await burst.steady(http, keys, "pro", "burst", 200, 0.1)
+    await asyncio.gather(*burst.tasks)
+    while await asyncio.to_thread(pending, data_dir, burst.results):
+        await asyncio.sleep(0.1)
+    return len(burst.results) / (time.time() - started)
+
+
 async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> Load:
     pro_keys = [stack.key]
     free_keys = await asyncio.to_thread(make_keys, data_dir, "free", FREE_ACCOUNTS)
@@ -330,20 +347,7 @@ async def run(args: argparse.Namespace, stack: Stack, data_dir: Path) -> Load:
     connector = aiohttp.TCPConnector(limit=400)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(stack.url, connector=connector, timeout=timeout) as http:
-        # Warm up (first render, connections), then measure the stack's capacity: a
-        # burst of paid jobs on the idle stack, finished per second.
-        warm = Load()
-        await warm.steady(http, pro_keys, "pro", "warm", 50, 0.4)
-        await asyncio.gather(*warm.tasks)
-        while await asyncio.to_thread(pending, data_dir, warm.results):
-            await asyncio.sleep(0.2)
-        started = time.time()
-        burst = Load()
-        await burst.steady(http, pro_keys, "pro", "burst", 200, 0.1)
-        await asyncio.gather(*burst.tasks)
-        while await asyncio.to_thread(pending, data_dir, burst.results):
-            await asyncio.sleep(0.1)
-        capacity = len(burst.results) / (time.time() - started)
+        capacity = await measure_capacity(http, pro_keys, data_dir)
         paid_rate = capacity * args.paid_share
         surge_rate = capacity * args.surge_factor
         print(
