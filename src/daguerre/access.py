@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -118,6 +118,17 @@ class FeatureSettings(BaseModel):
     percent: float = Field(
         default=100.0, ge=0, le=100, description="The share of those tiers' accounts that may."
     )
+    # Free users rolled in step by step while paying ones keep the feature: one flag's
+    # share per tier, e.g. {"free": 10} (the tiers not named keep ``percent``).
+    tier_percent: dict[str, Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=dict,
+        description="Shares for some tiers (0..100) in place of `percent`, e.g. "
+        '`{"free": 10}` rolls free accounts in at 10% while the other tiers keep `percent`.',
+    )
+
+    def percent_for(self, tier: str) -> float:
+        """The share of ``tier``'s accounts that may use the feature."""
+        return self.tier_percent.get(tier, self.percent)
 
 
 class AccessConfig(BaseModel):
@@ -154,5 +165,7 @@ def rollout_bucket(feature: str, account_id: str) -> float:
 
 def feature_allows(feature: str, flag: FeatureSettings, tier: str, account_id: str) -> bool:
     return (
-        flag.enabled and tier in flag.tiers and rollout_bucket(feature, account_id) < flag.percent
+        flag.enabled
+        and tier in flag.tiers
+        and rollout_bucket(feature, account_id) < flag.percent_for(tier)
     )

@@ -1,7 +1,8 @@
 """The operator page (/ops), end to end in Chromium against a real stack: sign in with
 an admin key, see the pools, tiers and flags, lower the free tier's request limit
 through the page (with its confirmation), see the change in the audit log, and the next
-free request answered 429 because of it. The page logs no console error."""
+free request answered 429 because of it; give a flag a tier's own rollout share. The page
+logs no console error."""
 
 from __future__ import annotations
 
@@ -75,3 +76,33 @@ def test_a_lower_free_limit_set_on_the_page_makes_the_next_free_request_a_429(
     assert error["code"] == "rate_limit_exceeded" and "(1/minute)" in error["message"]
     expect(free_row.locator('[data-field="refused"]')).to_have_text("1")  # seen within seconds
     shot(page, "ops-page")
+
+
+def test_a_flag_gets_a_tiers_own_share_through_the_page(
+    new_page: NewPage, web_stack: WebStack, admin_key: str
+) -> None:
+    page = new_page()
+    page.goto("/ops")
+    page.get_by_label("Admin key").fill(admin_key)
+    page.get_by_role("button", name="Sign in").click()
+    row = page.locator('#flags-table tr[data-flag="edit"]')
+    expect(row.locator('[data-field="percent"]')).to_have_text("100%")
+    try:
+        page.get_by_role("button", name="Change flag edit").click()
+        page.get_by_label("Per-tier percent").fill("plus=10")
+        page.get_by_role("button", name="Review change").click()
+        confirm = page.locator("#confirm-dialog")
+        expect(confirm).to_contain_text("Flag edit: per-tier percent (none) → plus=10")
+        confirm.get_by_role("button", name="Apply").click()
+        expect(row.locator('[data-field="percent"]')).to_have_text("100% (plus 10%)")
+        latest = page.locator("#audit-table tbody tr").first
+        expect(latest).to_contain_text('{"tier_percent":{"plus":10}}')
+        # A malformed share stays in the dialog with what to write.
+        page.get_by_role("button", name="Change flag edit").click()
+        page.get_by_label("Per-tier percent").fill("plus:10")
+        page.get_by_role("button", name="Review change").click()
+        expect(page.locator("#edit-error")).to_contain_text("write tier=percent")
+    finally:
+        httpx.delete(
+            f"{web_stack.url}/admin/features/edit", headers={"Authorization": f"Bearer {admin_key}"}
+        ).raise_for_status()

@@ -89,3 +89,26 @@ def test_admin_pace_sends_a_number_or_goes_back_to_the_configured(
         ("PUT", "http://gw/admin/pools/chat/pace", {"pace": 2.0}),
         ("PUT", "http://gw/admin/pools/chat/pace", {"pace": None}),
     ]
+
+
+def test_admin_set_feature_sends_shares_per_tier(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    calls: list[tuple[str, str, object]] = []
+
+    def request(method: str, url: str, json: object, **_: object) -> httpx.Response:
+        calls.append((method, url, json))
+        return httpx.Response(200, json={"percent": 100.0})
+
+    monkeypatch.setattr(httpx, "request", request)
+    options = ["--key", "k", "--server", "http://gw"]
+    shares = ["admin", "set-feature", "generate", "--tier-percent", "free=10, plus=50"]
+    assert CliRunner().invoke(app, [*shares, *options]).exit_code == 0
+    dropped = ["admin", "set-feature", "generate", "--tier-percent", ""]
+    assert CliRunner().invoke(app, [*dropped, *options]).exit_code == 0
+    wrong = CliRunner().invoke(app, [*shares[:3], "--tier-percent", "free:10", *options])
+    assert wrong.exit_code == 2 and "TIER=PERCENT" in wrong.output
+    assert calls == [
+        ("PATCH", "http://gw/admin/features/generate", {"tier_percent": {"free": 10, "plus": 50}}),
+        ("PATCH", "http://gw/admin/features/generate", {"tier_percent": {}}),
+    ]

@@ -93,3 +93,16 @@ def test_rollout_buckets_are_stable_and_nested() -> None:
     assert 60 <= len(inside[50]) <= 140
     assert not feature_allows("edit", FeatureSettings(enabled=False), "free", ids[0])
     assert not feature_allows("edit", FeatureSettings(tiers=["pro"]), "free", ids[0])
+
+
+def test_a_tier_rolls_in_at_its_own_share_while_the_others_keep_the_flags() -> None:
+    from daguerre.access import FeatureSettings, feature_allows, rollout_bucket
+
+    ids = [f"acct_{i}" for i in range(200)]
+    flag = FeatureSettings(percent=100, tier_percent={"free": 10})
+    free = {i for i in ids if feature_allows("generate", flag, "free", i)}
+    assert free == {i for i in ids if rollout_bucket("generate", i) < 10}
+    assert all(feature_allows("generate", flag, "pro", i) for i in ids)  # paid keep it
+    assert flag.percent_for("plus") == 100 and flag.percent_for("free") == 10
+    with pytest.raises(ValueError, match="less than or equal to 100"):
+        FeatureSettings(tier_percent={"free": 150})

@@ -110,6 +110,10 @@ def set_feature(
     percent: Annotated[float | None, typer.Option(help="share of accounts, 0..100")] = None,
     tiers: Annotated[str | None, typer.Option(help="comma-separated tiers")] = None,
     enabled: Annotated[bool | None, typer.Option("--enable/--kill")] = None,
+    tier_percent: Annotated[
+        str | None,
+        typer.Option(help='shares per tier in place of --percent, e.g. "free=10" ("" drops them)'),
+    ] = None,
     server: Server = DEFAULT_SERVER,
     key: Key = None,
 ) -> None:
@@ -117,13 +121,29 @@ def set_feature(
     body: dict[str, Any] = {}
     if percent is not None:
         body["percent"] = percent
+    if tier_percent is not None:
+        body["tier_percent"] = _shares(tier_percent)
     if tiers is not None:
         body["tiers"] = [t.strip() for t in tiers.split(",") if t.strip()]
     if enabled is not None:
         body["enabled"] = enabled
     if not body:
-        raise typer.BadParameter("give --percent, --tiers, --enable or --kill")
+        raise typer.BadParameter("give --percent, --tier-percent, --tiers, --enable or --kill")
     _call("PATCH", f"/admin/features/{feature}", server, key, body)
+
+
+def _shares(text: str) -> dict[str, float]:
+    """``free=10,plus=50`` as a mapping (the server checks each share's range)."""
+    shares = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        tier, sep, value = item.partition("=")
+        try:
+            shares[tier.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not tier.strip():
+            raise typer.BadParameter(f"{item!r}: write TIER=PERCENT, e.g. free=10")
+    return shares
 
 
 @app.command("reset-feature")

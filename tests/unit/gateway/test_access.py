@@ -253,6 +253,24 @@ async def test_rollout_refuses_with_a_clear_403(make: Make) -> None:
         assert (await gw.job("pro")).status_code == 202
 
 
+async def test_free_accounts_roll_in_at_their_own_share_while_paid_keep_the_feature(
+    make: Make,
+) -> None:
+    async with make() as gw:
+        closed = {"tier_percent": {"free": 0}}
+        changed = await gw.admin("PATCH", "/admin/features/generate", closed)
+        assert changed.status_code == 200 and changed.json()["tier_percent"] == {"free": 0.0}
+        assert (await gw.job("free")).json()["error"]["code"] == "feature_not_available"
+        assert (await gw.job("pro")).status_code == 202
+        opened = {"tier_percent": {"free": 100}, "percent": 0}
+        assert (await gw.admin("PATCH", "/admin/features/generate", opened)).status_code == 200
+        assert (await gw.job("free")).status_code == 202
+        assert (await gw.job("pro")).status_code == 403
+        bad = await gw.admin("PATCH", "/admin/features/generate", {"tier_percent": {"free": 150}})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "tier_percent.free"
+
+
 async def test_admin_api_needs_an_admin_key_and_validates(make: Make) -> None:
     async with make() as gw:
         headers = {"Authorization": f"Bearer {gw.key('pro')}"}

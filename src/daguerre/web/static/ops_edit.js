@@ -98,9 +98,13 @@ function diff(subject, fields, given, parse = {}) {
     const value = parse[spec.name] ? parse[spec.name](given[spec.name]) : given[spec.name];
     if (value === spec.value) continue;
     body[spec.name] = value;
-    describe.push(`${subject}: ${spec.label.toLowerCase()} ${spec.value} → ${value}`);
+    describe.push(`${subject}: ${spec.label.toLowerCase()} ${shown(spec.value)} → ${shown(value)}`);
   }
   return { body, describe };
+}
+
+function shown(value) {
+  return value === "" ? "(none)" : value;
 }
 
 function number(label, min, max) {
@@ -111,6 +115,23 @@ function number(label, min, max) {
     }
     return value;
   };
+}
+
+function sharesText(shares) {
+  return Object.entries(shares || {}).map(([tier, share]) => `${tier}=${share}`).join(", ");
+}
+
+function parseShares(text) {
+  const shares = {};
+  const share = number("A tier's percent", 0, 100);
+  for (const item of text.split(",").map((t) => t.trim()).filter(Boolean)) {
+    const [tier, value, extra] = item.split("=").map((t) => t.trim());
+    if (!tier || value === undefined || extra !== undefined) {
+      throw new Error(`"${item}": write tier=percent, e.g. free=10.`);
+    }
+    shares[tier] = share(value);
+  }
+  return shares;
 }
 
 export function editTier(tier) {
@@ -133,11 +154,18 @@ export function editFlag(flag) {
     { name: "enabled", label: "Enabled", value: flag.enabled, type: "checkbox" },
     { name: "percent", label: "Rollout percent", value: flag.percent, hint: "0 to 100: the share of the tiers' accounts." },
     { name: "tiers", label: "Tiers", value: flag.tiers.join(", "), hint: "Comma-separated." },
+    {
+      name: "tier_percent",
+      label: "Per-tier percent",
+      value: sharesText(flag.tier_percent),
+      hint: "In place of the rollout percent for the tiers named, e.g. free=10 (empty: none).",
+    },
   ];
   open(`Flag ${flag.name}`, fields, (given) => {
     const parse = { percent: number("The rollout percent", 0, 100) };
     const { body, describe } = diff(`Flag ${flag.name}`, fields, given, parse);
     if ("tiers" in body) body.tiers = body.tiers.split(",").map((t) => t.trim()).filter(Boolean);
+    if ("tier_percent" in body) body.tier_percent = parseShares(body.tier_percent);
     const path = `/admin/features/${encodeURIComponent(flag.name)}`;
     return { describe, calls: describe.length ? [{ method: "PATCH", path, body }] : [] };
   });

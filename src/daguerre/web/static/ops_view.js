@@ -73,6 +73,12 @@ function tierRow(tier) {
   );
 }
 
+// "100%", or with tiers of their own share: "100% (free 10%)".
+function rollout(flag) {
+  const own = Object.entries(flag.tier_percent || {}).map(([tier, share]) => `${tier} ${share}%`);
+  return own.length ? `${flag.percent}% (${own.join(", ")})` : `${flag.percent}%`;
+}
+
 function flagRow(flag) {
   const state = el("span", { class: `badge ${flag.enabled ? "" : "off"}`, text: flag.enabled ? "on" : "off" });
   return el(
@@ -81,7 +87,7 @@ function flagRow(flag) {
     el("th", { scope: "row" }, flag.name, " ", overridden(flag.overridden)),
     el("td", {}, state),
     cell(flag.tiers.join(", ")),
-    el("td", { class: "num", "data-field": "percent", text: `${flag.percent}%` }),
+    el("td", { class: "num", "data-field": "percent", text: rollout(flag) }),
     changeButton(`Change flag ${flag.name}`, () => editFlag(flag)),
   );
 }

@@ -65,6 +65,8 @@ class FeatureUpdate(BaseModel):
     enabled: bool | None = None
     tiers: list[str] | None = None
     percent: float | None = None
+    # Replaces the whole mapping: {} drops every tier's own share.
+    tier_percent: dict[str, float] | None = Field(default=None, examples=[{"free": 10}])
 
 
 async def _change(
@@ -125,7 +127,8 @@ async def reset_tier(name: str, operator: OperatorDep, services: ServicesDep) ->
 async def update_feature(
     name: str, changes: FeatureUpdate, operator: OperatorDep, services: ServicesDep
 ) -> FeatureSettings:
-    """Change a flag, e.g. ``{"percent": 25}``, ``{"tiers": ["pro"]}``, ``{"enabled": false}``."""
+    """Change a flag, e.g. ``{"percent": 25}``, ``{"tiers": ["pro"]}``, ``{"enabled": false}``,
+    ``{"tier_percent": {"free": 10}}`` (free accounts at 10%, the other tiers at ``percent``)."""
     assert services.settings.access is not None
     base = services.settings.access.features.get(name, FeatureSettings())
     sent = changes.model_dump(exclude_unset=True)

@@ -8,7 +8,7 @@ every few seconds, in one call.
   429s *this gateway* answered since it started (its own counters, by reason: sum the
   replicas' ``daguerre_jobs_rejected`` for the fleet), and the jobs deferred recently and
   waiting now, read from the jobs table (every gateway's).
-- Each feature flag: on or off, its tiers, its rollout percentage.
+- Each feature flag: on or off, its tiers, its rollout percentage (and any tier's own).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class FeatureOverview(BaseModel):
     enabled: bool
     tiers: list[str]
     percent: float
+    tier_percent: dict[str, float] = Field(description="Tiers with a share of their own.")
     overridden: bool
 
 
@@ -140,6 +141,7 @@ def _features(services: Services) -> list[FeatureOverview]:
             enabled=flag.enabled,
             tiers=flag.tiers,
             percent=flag.percent,
+            tier_percent=flag.tier_percent,
             overridden=feature_key(name) in services.controls.overrides,
         )
         for name, flag in sorted(services.controls.access.features.items())
