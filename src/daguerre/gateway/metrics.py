@@ -18,7 +18,8 @@ import socket
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from daguerre.priority import DEFAULT
-from daguerre.store import Store
+from daguerre.store import Leases, Store
+from daguerre.store.queue_stats import Depth
 
 # Seconds: from a fast fake render to a long queue.
 _BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
@@ -118,15 +119,15 @@ class Metrics:
         # Who this process is, for the queue-depth lease: unique per process start.
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
-    def observe_queue(self, store: Store) -> None:
-        """Set the queue-depth gauges if this replica holds the lease, else drop them
-        (blocking: two queries)."""
+    def observe_queue(self, leases: Leases, depth: Depth) -> None:
+        """Set the queue-depth gauges to ``depth`` (QueueStats.depth) if this replica holds
+        the lease, else drop them (blocking: one write)."""
         self.queue_depth.clear()
-        if not store.leases.hold(QUEUE_LEASE, self.instance, QUEUE_LEASE_S):
+        if not leases.hold(QUEUE_LEASE, self.instance, QUEUE_LEASE_S):
             self.exporting_queue.set(0)
             return
         self.exporting_queue.set(1)
-        for (pool, priority, status), count in store.queue_stats.depth().items():
+        for (pool, priority, status), count in depth.items():
             self.queue_depth.labels(pool, priority_label(priority), status).set(count)
 
     def release_queue(self, store: Store) -> None:

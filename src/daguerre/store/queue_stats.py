@@ -20,6 +20,9 @@ from daguerre.store.tables import JobRow
 
 _WAITING = [s.value for s in WAITING_STATUSES]
 
+# Waiting jobs per (pool, priority key, status).
+Depth = dict[tuple[str, int | None, str], int]
+
 
 class QueueStats:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
@@ -92,7 +95,7 @@ class QueueStats:
             oldest = oldest.replace(tzinfo=UTC)
         return int(count or 0), oldest
 
-    def depth(self) -> dict[tuple[str, int | None, str], int]:
+    def depth(self) -> Depth:
         """Waiting jobs of every pool, per (pool, priority key, status): the queue-depth
         gauges, in one query."""
         with self._sessions() as session:

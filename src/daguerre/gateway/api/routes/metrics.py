@@ -15,12 +15,14 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", response_class=Response)
 async def metrics(_: MetricsDep, services: ServicesDep) -> Response:
     def collect() -> bytes:
-        m, stats, admission = services.metrics, services.store.queue_stats, services.admission
+        m, admission = services.metrics, services.admission
+        # One query for the queue: each pool's backlog (degraded mode) and, on the
+        # replica holding the lease, the queue-depth gauges.
+        depth = services.store.queue_stats.depth()
         for pool in services.settings.pools:
-            m.degraded.labels(pool).set(
-                1 if admission.is_degraded(pool, stats.backlog(pool)) else 0
-            )
-        m.observe_queue(services.store)
+            backlog = sum(n for (of, _, _), n in depth.items() if of == pool)
+            m.degraded.labels(pool).set(1 if admission.is_degraded(pool, backlog) else 0)
+        m.observe_queue(services.store.leases, depth)
         return m.render_text()
 
     body = await run_blocking(collect)
