@@ -123,8 +123,8 @@ class Cue:
 
 
 def cues(duration: float, pace: float, limit: str) -> list[Cue]:
-    """The operator's script. The flag's percentage applies to every tier it lists, so
-    the paid accounts are ones already inside the first 10% (see paid_accounts)."""
+    """The operator's script. Free users roll in through the flag's share for their
+    tier (``tier_percent``); paid accounts keep the feature throughout."""
     at = {name: start * duration for name, start, _ in PHASES}
     peak = at["spike"] + ramp_s(duration)
     pool = f"/admin/pools/{POOL}"
@@ -134,17 +134,17 @@ def cues(duration: float, pace: float, limit: str) -> list[Cue]:
             "roll free in: generate at 10%",
             "PATCH",
             "/admin/features/generate",
-            {"tiers": ["free", "plus", "pro"], "percent": 10},
+            {"tiers": ["free", "plus", "pro"], "tier_percent": {"free": FIRST_PERCENT}},
         ),
         Cue(at["rollout 50%"], "roll free in: 50%", "PATCH", "/admin/features/generate",
-            {"percent": 50}),
+            {"tier_percent": {"free": 50}}),
         Cue(at["spike"] - 2, f"announcement: pace on ({pace:g}x throughput)", "PUT",
             f"{pool}/pace", {"pace": pace}),
         Cue(peak, f"peak: tighten free limits to {limit}", "PATCH", "/admin/tiers/free",
             {"requests": limit, "images": limit}),
         Cue(peak + 1, "peak: force degraded mode", "PUT", f"{pool}/degraded", {"mode": "on"}),
         Cue(at["waves"], "roll free in: 100%", "PATCH", "/admin/features/generate",
-            {"percent": 100}),
+            {"tier_percent": {"free": 100}}),
         Cue(at["tail"], "loosen: free limits back", "DELETE", "/admin/tiers/free"),
         Cue(at["tail"] + 1, "loosen: degraded auto", "PUT", f"{pool}/degraded", {"mode": "auto"}),
         Cue(at["tail"] + 2, "loosen: pace back to configured (off)", "PUT", f"{pool}/pace",
@@ -197,24 +197,14 @@ class Record(Sent):
     code: str = ""
 
 
-def paid_accounts(data_dir: Path, count: int) -> tuple[list[tuple[str, str]], int]:
-    """``count`` pro accounts inside the first 10% of `generate`'s rollout (paid users
-    had the feature before the launch; the flag's percentage applies to every tier),
-    and how many pro accounts were made to find them."""
-    from daguerre.access import rollout_bucket
+def paid_accounts(data_dir: Path, count: int) -> list[tuple[str, str]]:
     from daguerre.config import Settings
     from daguerre.store import open_store
 
     store = open_store(Settings(data_dir=data_dir), migrate=False)
     try:
-        found: list[tuple[str, str]] = []
-        made = 0
-        while len(found) < count:
-            account = store.accounts.create_account(f"pro-{made}", "pro", "api")
-            made += 1
-            if rollout_bucket("generate", account.id) < FIRST_PERCENT:
-                found.append((account.id, store.accounts.create_api_key(account.id)))
-        return found, made
+        made = [store.accounts.create_account(f"pro-{i}", "pro", "api") for i in range(count)]
+        return [(account.id, store.accounts.create_api_key(account.id)) for account in made]
     finally:
         store.close()
 
@@ -402,10 +392,9 @@ def busy_pct(before: list[int] | None, after: list[int] | None) -> float | None:
 
 async def rehearse(r: Rehearsal, data_dir: Path, meta: dict[str, Any]) -> None:
     args = r.args
-    paid, made = await asyncio.to_thread(paid_accounts, data_dir, args.paid_accounts)
+    paid = await asyncio.to_thread(paid_accounts, data_dir, args.paid_accounts)
     free = await asyncio.to_thread(free_accounts, data_dir, args.free_accounts)
-    meta.update(paid_accounts=f"{len(paid)} (of {made} pro accounts made)",
-                free_accounts=len(free))  # fmt: skip
+    meta.update(paid_accounts=len(paid), free_accounts=len(free))
     connector = aiohttp.TCPConnector(limit=400)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(r.stack.url, connector=connector, timeout=timeout) as http:

@@ -69,14 +69,20 @@ class Stack:
     """A private `daguerre up` with one api worker."""
 
     def __init__(
-        self, model: str, data_dir: Path, threads: int, extra_env: dict[str, str] | None = None
+        self,
+        model: str,
+        data_dir: Path,
+        threads: int,
+        extra_env: dict[str, str] | None = None,
+        repo: Path = REPO,
     ) -> None:
+        """``repo``: the checkout whose code runs (another one: the code before a change)."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DAGUERRE_")}
         env.update(
             # This checkout's code first, whatever the venv has installed: a bench run
             # from another checkout (the code before a change) measures that code.
-            PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]),
+            PYTHONPATH=os.pathsep.join([str(repo / "src"), str(repo)]),
             DAGUERRE_DATA_DIR=str(data_dir),
             DAGUERRE_PORT=str(self.port),
             DAGUERRE_TEMPORAL_PORT=str(free_port()),
@@ -93,7 +99,7 @@ class Stack:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daguerre", "up"],
             env=env,
-            cwd=REPO,
+            cwd=repo,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

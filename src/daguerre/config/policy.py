@@ -71,6 +71,14 @@ class AccessSection(BaseModel):
         description="How long a gateway trusts an API key's account (and tier) once read: a "
         "tier change reaches it within this time. 0: read the database for every request.",
     )
+    replay_refusals: bool = Field(
+        default=True,
+        description="Answer the refusals a flood is made of before the request is parsed, "
+        "with the same 4xx: a key whose rate limit is spent (until its window resets) and "
+        "an account the feature is not rolled out to; each then costs the gateway a "
+        "fraction of a full request. Only for a key whose grant is cached (auth_cache_s). "
+        "See docs/operations.md.",
+    )
     max_streams_per_account: int = Field(
         default=16,
         ge=0,

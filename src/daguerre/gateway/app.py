@@ -14,6 +14,7 @@ from daguerre.gateway.access.ratelimit import RateLimitHeadersMiddleware
 from daguerre.gateway.api import docs
 from daguerre.gateway.api.errors import BodyLimitMiddleware, install_error_handlers
 from daguerre.gateway.api.openapi import install_openapi
+from daguerre.gateway.api.refusal_replay import RefusalReplayMiddleware
 from daguerre.gateway.api.request_metrics import RequestMetricsMiddleware
 from daguerre.gateway.api.request_tracing import http_telemetry
 from daguerre.gateway.api.routes import (
@@ -64,6 +65,18 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app)
+    _add_middleware(app, settings)
+    for module in (health, images, files, responses, jobs, models, conversations, admin, metrics):
+        app.include_router(module.router)
+    app.include_router(webhook_routes.router)  # the account's webhook signing secret
+    webhook_routes.document_events(app)
+    app.include_router(web_router)  # the chat page at /
+    if settings.api_docs:
+        app.include_router(docs.router)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Middleware runs outermost last added: TextGuard reads bodies that BodyLimit bounds.
     app.add_middleware(TextGuardMiddleware)
     app.add_middleware(
@@ -75,13 +88,6 @@ def create_app(
         },
     )
     app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(RefusalReplayMiddleware)  # before FastAPI's parsing, after metrics
     app.add_middleware(SecurityHeadersMiddleware)  # on every answer
     app.add_middleware(RequestMetricsMiddleware)  # outermost: counts every answer, as sent
-    for module in (health, images, files, responses, jobs, models, conversations, admin, metrics):
-        app.include_router(module.router)
-    app.include_router(webhook_routes.router)  # the account's webhook signing secret
-    webhook_routes.document_events(app)
-    app.include_router(web_router)  # the chat page at /
-    if settings.api_docs:
-        app.include_router(docs.router)
-    return app

@@ -13,6 +13,7 @@ from daguerre.gateway.access.controls import LiveControls
 from daguerre.gateway.access.keycache import KeyCache
 from daguerre.gateway.access.moderation import Moderation
 from daguerre.gateway.access.ratelimit import RateLimiter
+from daguerre.gateway.access.refusals import RefusalCache
 from daguerre.gateway.access.streams import StreamSlots
 from daguerre.gateway.metrics import Metrics
 from daguerre.gateway.services.reconciler import Reconciler
@@ -37,7 +38,9 @@ class Services:
     keys: KeyCache
     streams: StreamSlots
     moderation: Moderation
+    refusals: RefusalCache
     _refresher: asyncio.Task[None] | None = None
+    _key_refresher: asyncio.Task[None] | None = None
     _reconciler: asyncio.Task[None] | None = None
     _retention: asyncio.Task[None] | None = None
 
@@ -69,8 +72,12 @@ class Services:
             keys=KeyCache(settings.auth_cache_s),
             streams=StreamSlots(settings.max_streams_per_account),
             moderation=Moderation(settings),
+            refusals=RefusalCache(settings.replay_refusals),
         )
         services._refresher = asyncio.create_task(controls.run())
+        services._key_refresher = asyncio.create_task(
+            services.keys.run(store.accounts.grants_by_hash)
+        )
         if settings.orphan_sweep_s > 0:  # at start-up, then periodically
             reconciler = Reconciler(settings, store, services.workflows, controls)
             services._reconciler = asyncio.create_task(reconciler.run())
@@ -80,7 +87,7 @@ class Services:
         return services
 
     async def close(self) -> None:
-        for task in (self._refresher, self._reconciler, self._retention):
+        for task in (self._refresher, self._key_refresher, self._reconciler, self._retention):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -11,7 +11,8 @@ from alembic import command
 from sqlalchemy import create_engine, text
 
 from daguerre.store import Store
-from daguerre.store.accounts import KeyStateError
+from daguerre.store import accounts as accounts_module
+from daguerre.store.accounts import KeyStateError, hash_key
 from daguerre.store.apikeys import parse_duration, parse_scopes
 from daguerre.store.migrate import alembic_config, upgrade_head
 from daguerre.store.tables import utcnow
@@ -133,6 +134,29 @@ def test_use_is_recorded_at_most_once_a_minute(store: Store) -> None:
     accounts.check_key(key)
     second = accounts.get_api_key(info.id)
     assert second is not None and second.last_used_at == first.last_used_at
+
+
+def test_many_keys_are_read_in_one_call_by_their_hashes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the gateway's key cache re-reads each round: live grants by hash, in chunks;
+    revoked and unknown keys left out; each use recorded."""
+    monkeypatch.setattr(accounts_module, "HASHES_PER_QUERY", 2)  # several chunks
+    accounts = store.accounts
+    issued = []
+    for name in ("alice", "bob", "carol"):
+        account = accounts.create_account(name, "pro", "api")
+        issued.append(accounts.issue_api_key(account.id))
+    revoked_key, revoked = issued[2]
+    assert accounts.revoke_api_key(revoked.id) is not None
+    hashes = [hash_key(key) for key, _ in issued] + [hash_key("dg-unknown")]
+    grants = accounts.grants_by_hash(hashes)
+    assert sorted(grants) == sorted(hash_key(key) for key, _ in issued[:2])
+    for key, info in issued[:2]:
+        assert grants[hash_key(key)].key_id == info.id
+        used = accounts.get_api_key(info.id)
+        assert used is not None and used.last_used_at is not None
+    assert hash_key(revoked_key) not in grants
 
 
 def test_keys_of_admin_accounts_keep_their_powers_through_the_upgrade(tmp_path: Path) -> None:

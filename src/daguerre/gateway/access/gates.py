@@ -12,12 +12,38 @@ from fastapi import Depends
 from daguerre.access import TierSettings, feature_allows
 from daguerre.domain import Account, JobSpec
 from daguerre.gateway.access.moderation import ClassifierDown
+from daguerre.gateway.access.ratelimit import LimitCheck
 from daguerre.gateway.api.deps import OptionalAccountDep, ServicesDep
 from daguerre.gateway.api.errors import APIError
 from daguerre.gateway.context import Services
 from daguerre.store.threads import run_blocking
 
 FEATURE_NAMES = {"generate": "Image generation", "edit": "Image editing"}
+
+
+class RateLimited(APIError):
+    """A 429 for a spent rate limit, with the counts behind it (refusals.py replays it)."""
+
+    def __init__(self, account_tier: str, tier: TierSettings, check: LimitCheck, images: int):
+        headers = check.headers()
+        headers["Retry-After"] = str(check.retry_after_s)
+        if check.exceeded == "unavailable":  # Redis is out and redis_outage is "closed"
+            message = (
+                "Rate limits cannot be counted for the moment, so requests are held back. "
+                f"Please try again in {check.retry_after_s}s."
+            )
+        else:
+            if check.exceeded == "images":
+                window, what = check.images, f"images per window ({tier.images})"
+            else:
+                window, what = check.requests, f"requests per window ({tier.requests})"
+            message = (
+                f"Rate limit reached for {what} on plan {account_tier}: limit {window.limit}, "
+                f"remaining {window.remaining}, {images} asked. Please try again in "
+                f"{check.retry_after_s}s."
+            )
+        super().__init__(429, message, code="rate_limit_exceeded", type="requests", headers=headers)
+        self.check = check
 
 
 async def check_rate_limits(
@@ -29,46 +55,25 @@ async def check_rate_limits(
         check = limiter.check(account.id, tier, images)
     else:
         check = await run_blocking(limiter.check, account.id, tier, images)
-    headers = check.headers()
     if check.allowed:
-        return headers
-    headers["Retry-After"] = str(check.retry_after_s)
-    if check.exceeded == "unavailable":  # Redis is out and redis_outage is "closed"
-        raise APIError(
-            429,
-            "Rate limits cannot be counted for the moment, so requests are held back. "
-            f"Please try again in {check.retry_after_s}s.",
-            code="rate_limit_exceeded",
-            type="requests",
-            headers=headers,
-        )
-    if check.exceeded == "images":
-        window, what = check.images, f"images per window ({tier.images})"
-    else:
-        window, what = check.requests, f"requests per window ({tier.requests})"
-    raise APIError(
-        429,
-        f"Rate limit reached for {what} on plan {account.tier}: limit {window.limit}, "
-        f"remaining {window.remaining}, {images} asked. Please try again in "
-        f"{check.retry_after_s}s.",
-        code="rate_limit_exceeded",
-        type="requests",
-        headers=headers,
-    )
+        return check.headers()
+    raise RateLimited(account.tier, tier, check, images)
 
 
-def check_rollout(services: Services, account: Account, feature: str) -> None:
+def rollout_refusal(services: Services, account: Account, feature: str) -> APIError | None:
+    """The 403 for an account the feature is not rolled out to (or switched off); None
+    when it may use it. A pure function of the flag as it is now and the account."""
     flag = services.controls.feature(feature)
     if flag is None or feature_allows(feature, flag, account.tier, account.id):
-        return
+        return None
     label = FEATURE_NAMES.get(feature, feature)
     if not flag.enabled:
-        raise APIError(
+        return APIError(
             403,
             f"{label} is switched off for the moment. Please try again later.",
             code="feature_disabled",
         )
-    raise APIError(
+    return APIError(
         403,
         f"{label} is not yet available on your plan ({account.tier}). It is being "
         "rolled out gradually; it will reach your account without any change on your side.",

@@ -13,12 +13,15 @@ from daguerre.config import Settings
 from daguerre.domain import Account
 from daguerre.gateway.api.errors import APIError
 from daguerre.gateway.context import Services
+from daguerre.store.accounts import hash_key
 from daguerre.store.apikeys import SCOPE_ADMIN, SCOPE_IMAGES, KeyGrant
 from daguerre.store.tables import utcnow
 from daguerre.store.threads import run_blocking
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async, though it awaits nothing: FastAPI runs a plain function dependency on a
+    # worker thread, a hop per request (a twentieth of the gateway's time in a flood).
     services: Services = request.app.state.services
     return services
 
@@ -58,6 +61,7 @@ async def optional_account(
         raise APIError(401, _NO_KEY, code="invalid_api_key")
     grant = await _grant(services, key, cached=True)
     request.state.tier = grant.account.tier  # for the request metrics (request_metrics.py)
+    request.state.key_hash = hash_key(key)  # a refusal is remembered by it (refusals.py)
     if not grant.allows(SCOPE_IMAGES):
         raise APIError(
             403,

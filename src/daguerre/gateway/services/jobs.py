@@ -24,6 +24,7 @@ from daguerre.domain import (
 from daguerre.engine.client import EngineUnavailable
 from daguerre.gateway.access import gates
 from daguerre.gateway.access.admission import Decision, apply_tier
+from daguerre.gateway.access.refusals import remembered
 from daguerre.gateway.api.errors import APIError, engine_unavailable, not_found
 from daguerre.gateway.api.schemas import ImagePublic, JobPublic, RenderParams
 from daguerre.gateway.context import Services
@@ -92,13 +93,16 @@ async def submit(
     Idempotency-Key), so no job can have it yet and looking it up is skipped.
     ``client_id``: the client's own id, from which ``job_id`` was derived.
 
-    A new job passes, in order: the rate limits, the feature's rollout, and admission
-    (queued, deferred, or refused); each refusal is a 4xx, never a 5xx. Only then does
+    A new job passes, in order: the feature's rollout, moderation, the rate limits, and
+    admission (queued, deferred, or refused); each refusal is a 4xx, never a 5xx. Only then does
     ``prepare`` run (the costly part of a request, such as decoding uploads), so that a
     refused request costs next to nothing; and only then is the job recorded."""
     job = None if fresh else await _existing(services, account, job_id, client_id)
     created = False
     if job is None:
+        # Rollout first: an account without the feature is told so whatever it asks, and
+        # its requests count against no limit (refusal_replay.py answers it early).
+        check_feature(services, account, spec)
         await gates.check_moderation(services, account, spec)  # before it costs anything
         admitted = await admit(services, account, spec, request, can_defer)
         if prepare is not None:
@@ -172,7 +176,7 @@ async def admit(
     can_defer: bool = True,
 ) -> Admitted:
     """The cheap checks a new job passes before anything is decoded, stored or
-    recorded: the rate limits, the feature's rollout and admission. A 4xx if refused."""
+    recorded: the rate limits and admission. A 4xx if refused."""
     pool = services.settings.pool_for_product(account.product)
     tier = services.controls.tier(account.tier)
     metrics = services.metrics
@@ -180,7 +184,6 @@ async def admit(
         headers = await gates.check_rate_limits(services, account, tier, spec.n)
         if request is not None:  # OpenAI sends x-ratelimit-* on every answer
             request.state.ratelimit_headers = headers
-        gates.check_rollout(services, account, "edit" if spec.is_edit else "generate")
         admission = services.admission
         if admission.fresh(pool):  # cached counts: no thread hop for a few lookups
             decision = admission.decide(account.tier, pool, can_defer)
@@ -188,8 +191,36 @@ async def admit(
             decision = await run_blocking(admission.decide, account.tier, pool, can_defer)
     except APIError as err:
         metrics.rejected.labels(account.tier, pool, err.code or "refused").inc()
+        if isinstance(err, gates.RateLimited) and request is not None:
+            _remember(services, request, account, tier, pool, err)
         raise
     return Admitted(pool, tier, decision)
+
+
+def check_feature(services: Services, account: Account, spec: JobSpec) -> None:
+    """A 403 (counted) unless the account has the job's feature (its rollout)."""
+    feature = "edit" if spec.is_edit else "generate"
+    refusal = gates.rollout_refusal(services, account, feature)
+    if refusal is not None:
+        pool = services.settings.pool_for_product(account.product)
+        services.metrics.rejected.labels(account.tier, pool, refusal.code or "refused").inc()
+        raise refusal
+
+
+def _remember(
+    services: Services,
+    request: Request,
+    account: Account,
+    tier: TierSettings,
+    pool: str,
+    err: gates.RateLimited,
+) -> None:
+    """Remember a spent window, so that the key's next requests are refused before they
+    are parsed (refusal_replay.py) until it resets."""
+    key_hash = getattr(request.state, "key_hash", None)
+    refusal = remembered(account.tier, (tier.requests, tier.images), pool, err.check)
+    if key_hash is not None and refusal is not None:
+        services.refusals.put(key_hash, refusal)
 
 
 async def _record(
