@@ -93,10 +93,10 @@ async def submit(
     Idempotency-Key), so no job can have it yet and looking it up is skipped.
     ``client_id``: the client's own id, from which ``job_id`` was derived.
 
-    A new job passes, in order: the feature's rollout, moderation, the rate limits, and
-    admission (queued, deferred, or refused); each refusal is a 4xx, never a 5xx. Only then does
-    ``prepare`` run (the costly part of a request, such as decoding uploads), so that a
-    refused request costs next to nothing; and only then is the job recorded."""
+    A new job passes, in order: the feature's rollout, moderation, the rate limits and
+    admission (queued, deferred, or refused); each refusal is a 4xx, never a 5xx. Only
+    then does ``prepare`` run (the costly part of a request, such as decoding uploads),
+    so that a refused request costs next to nothing; and only then is the job recorded."""
     job = None if fresh else await _existing(services, account, job_id, client_id)
     created = False
     if job is None:
