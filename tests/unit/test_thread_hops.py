@@ -6,7 +6,9 @@ waits on its process's pipe) and the models are the exceptions."""
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
+from typing import Any
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "daguerre"
 DOOR = "store/threads.py"
@@ -44,3 +46,38 @@ def test_no_thread_hops_outside_the_store_door_and_the_model_runtime() -> None:
             continue
         found += [f"{name}:{line}" for line in thread_hops(path.read_text())]
     assert found == [], "use daguerre.store.threads.run_blocking (or Store.run) instead"
+
+
+def test_no_route_or_dependency_runs_on_a_thread(tmp_path: Path) -> None:
+    """FastAPI runs a plain ``def`` endpoint or dependency on a worker thread: a hidden
+    hop per request, past the limiter (in a flood, ``get_services`` alone was a twentieth
+    of the gateway's time). Every one is ``async def``."""
+    from fastapi.routing import APIRoute
+
+    from daguerre.config import Settings
+    from daguerre.gateway.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path, api_docs=True))
+    plain: set[str] = set()
+
+    def visit(dependant: Any) -> None:
+        call = dependant.call
+        if inspect.isfunction(call) and not inspect.iscoroutinefunction(call):
+            plain.add(f"{call.__module__}.{call.__qualname__}")
+        for sub in dependant.dependencies:
+            visit(sub)
+
+    def api_routes(routes: list[Any]) -> list[APIRoute]:
+        found = []
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            elif hasattr(route, "original_router"):  # an included router (FastAPI 0.16x)
+                found.extend(api_routes(route.original_router.routes))
+        return found
+
+    routes = api_routes(app.routes)
+    assert len(routes) > 40
+    for route in routes:
+        visit(route.dependant)
+    assert not plain, f"plain functions FastAPI would run on a thread: {sorted(plain)}"

@@ -156,3 +156,19 @@ async def test_a_failed_round_leaves_entries_to_expire(caplog: pytest.LogCapture
         await task
     assert "could not re-read the cached API keys" in caplog.text
     assert cache.get("dg-alice") is None  # past its TTL (real time: the loop's clock)
+
+
+async def test_a_request_that_reads_a_key_during_a_round_keeps_its_newer_read(
+    clock: Clock,
+) -> None:
+    cache = KeyCache(ttl_s=5.0)
+    cache.put("dg-alice", ALICE)
+    upgraded = grant(Account(id="acct_a", name="alice", tier="pro", product="api"))
+
+    def slow_read(hashes: Sequence[str]) -> dict[str, KeyGrant]:
+        clock.now += 0.1
+        cache.put("dg-alice", upgraded)  # a request read the key while the round ran
+        return {}  # what the round read, earlier: as if the key were gone
+
+    await cache.refresh(slow_read)
+    assert cache.get("dg-alice") == upgraded

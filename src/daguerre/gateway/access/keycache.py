@@ -93,12 +93,12 @@ class KeyCache:
             return len(kept)
         for key_hash in kept:
             current = self._entries.get(key_hash)
+            if current is None or current.read_at > now:
+                continue  # dropped meanwhile (a full cache started over), or read again
             grant = grants.get(key_hash)
-            if current is None:  # dropped meanwhile (a full cache started over)
-                continue
             if grant is None:
                 del self._entries[key_hash]
-            elif current.read_at < now:  # not read again by a request meanwhile
+            else:
                 current.grant, current.read_at = grant, now
         return len(kept)
 
