@@ -152,6 +152,11 @@ async def test_an_image_window_with_room_lets_a_smaller_request_try(make: Make) 
         assert len(gw.checks) == checks  # more than remain: replayed
         assert (await gw.job(n=1)).status_code == 202  # fits: the full path, admitted
         assert len(gw.checks) == checks + 1
+        # The images taken made the remembered counts stale: the full way again, which
+        # says what remains now (0).
+        refused = await gw.job(n=1)
+        assert refused.status_code == 429 and len(gw.checks) == checks + 2
+        assert refused.headers["x-ratelimit-remaining-images"] == "0"
 
 
 async def test_a_revoked_key_is_refused_as_revoked(make: Make) -> None:

@@ -184,6 +184,7 @@ async def admit(
         headers = await gates.check_rate_limits(services, account, tier, spec.n)
         if request is not None:  # OpenAI sends x-ratelimit-* on every answer
             request.state.ratelimit_headers = headers
+            _forget(services, request)  # counts moved: a remembered refusal is stale
         admission = services.admission
         if admission.fresh(pool):  # cached counts: no thread hop for a few lookups
             decision = admission.decide(account.tier, pool, can_defer)
@@ -221,6 +222,12 @@ def _remember(
     refusal = remembered(account.tier, (tier.requests, tier.images), pool, err.check)
     if key_hash is not None and refusal is not None:
         services.refusals.put(key_hash, refusal)
+
+
+def _forget(services: Services, request: Request) -> None:
+    key_hash = getattr(request.state, "key_hash", None)
+    if key_hash is not None:
+        services.refusals.forget(key_hash)
 
 
 async def _record(
