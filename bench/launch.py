@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=["builtin", "fake"], default="builtin")
     parser.add_argument("--paid-share", type=float, default=0.3, help="of capacity")
     parser.add_argument("--peak-factor", type=float, default=10, help="x capacity")
-    parser.add_argument("--pace", type=float, default=0.5, help="the operator's, x throughput")
+    parser.add_argument("--pace", type=float, default=0.1, help="the operator's, x throughput")
     parser.add_argument("--peak-limit", default="3/minute", help="free limits at the peak")
     parser.add_argument("--capacity", type=float, help="jobs/s, instead of measuring it")
     parser.add_argument("--paid-accounts", type=int, default=4)
