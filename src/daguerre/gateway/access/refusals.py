@@ -34,7 +34,6 @@ MAX_ENTRIES = 100_000
 class Refusal:
     tier: str  # the account's tier when refused
     limits: tuple[str, str]  # the tier's (requests, images) limits when refused
-    pool: str  # for the refusal metrics' labels
     check: LimitCheck  # what the limiter said
     requests_reset: float  # time.monotonic() when each window resets
     images_reset: float
@@ -61,7 +60,7 @@ class Refusal:
         )
 
 
-def remembered(tier: str, limits: tuple[str, str], pool: str, check: LimitCheck) -> Refusal | None:
+def remembered(tier: str, limits: tuple[str, str], check: LimitCheck) -> Refusal | None:
     """The refusal to remember for ``check``; None for one that is not a spent window
     (Redis out and redis_outage "closed": that passes when Redis is back, not at a
     window's reset)."""
@@ -71,7 +70,6 @@ def remembered(tier: str, limits: tuple[str, str], pool: str, check: LimitCheck)
     return Refusal(
         tier=tier,
         limits=limits,
-        pool=pool,
         check=check,
         requests_reset=now + check.requests.reset_s,
         images_reset=now + check.images.reset_s,

@@ -193,7 +193,7 @@ async def admit(
     except APIError as err:
         metrics.rejected.labels(account.tier, pool, err.code or "refused").inc()
         if isinstance(err, gates.RateLimited) and request is not None:
-            _remember(services, request, account, tier, pool, err)
+            _remember(services, request, account, tier, err)
         raise
     return Admitted(pool, tier, decision)
 
@@ -213,13 +213,12 @@ def _remember(
     request: Request,
     account: Account,
     tier: TierSettings,
-    pool: str,
     err: gates.RateLimited,
 ) -> None:
     """Remember a spent window, so that the key's next requests are refused before they
     are parsed (refusal_replay.py) until it resets."""
     key_hash = getattr(request.state, "key_hash", None)
-    refusal = remembered(account.tier, (tier.requests, tier.images), pool, err.check)
+    refusal = remembered(account.tier, (tier.requests, tier.images), err.check)
     if key_hash is not None and refusal is not None:
         services.refusals.put(key_hash, refusal)
 
