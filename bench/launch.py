@@ -51,7 +51,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import launch_report as lr
-from overhead import REPO, Stack, free_port
+from overhead import REPO, Stack, accounts, free_port
 from surge import (
     Sent,
     cpu_times,
@@ -195,33 +195,6 @@ def phase_at(t: float, duration: float) -> str:
 class Record(Sent):
     account: str = ""
     code: str = ""
-
-
-def paid_accounts(data_dir: Path, count: int) -> list[tuple[str, str]]:
-    from daguerre.config import Settings
-    from daguerre.store import open_store
-
-    store = open_store(Settings(data_dir=data_dir), migrate=False)
-    try:
-        made = [store.accounts.create_account(f"pro-{i}", "pro", "api") for i in range(count)]
-        return [(account.id, store.accounts.create_api_key(account.id)) for account in made]
-    finally:
-        store.close()
-
-
-def free_accounts(data_dir: Path, count: int) -> list[tuple[str, str]]:
-    from daguerre.config import Settings
-    from daguerre.store import open_store
-
-    store = open_store(Settings(data_dir=data_dir), migrate=False)
-    try:
-        out = []
-        for i in range(count):
-            account = store.accounts.create_account(f"free-{i}", "free", "api")
-            out.append((account.id, store.accounts.create_api_key(account.id)))
-        return out
-    finally:
-        store.close()
 
 
 class Rehearsal:
@@ -392,8 +365,8 @@ def busy_pct(before: list[int] | None, after: list[int] | None) -> float | None:
 
 async def rehearse(r: Rehearsal, data_dir: Path, meta: dict[str, Any]) -> None:
     args = r.args
-    paid = await asyncio.to_thread(paid_accounts, data_dir, args.paid_accounts)
-    free = await asyncio.to_thread(free_accounts, data_dir, args.free_accounts)
+    paid = await asyncio.to_thread(accounts, data_dir, "pro", args.paid_accounts)
+    free = await asyncio.to_thread(accounts, data_dir, "free", args.free_accounts)
     meta.update(paid_accounts=len(paid), free_accounts=len(free))
     connector = aiohttp.TCPConnector(limit=400)
     timeout = aiohttp.ClientTimeout(total=60)

@@ -41,6 +41,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def accounts(data_dir: Path, tier: str, count: int) -> list[tuple[str, str]]:
+    """``count`` new accounts of ``tier`` in a stack's data dir: (account id, API key)."""
+    from daguerre.config import Settings
+    from daguerre.store import open_store
+
+    store = open_store(Settings(data_dir=data_dir), migrate=False)
+    try:
+        made = [store.accounts.create_account(f"{tier}-{i}", tier, "api") for i in range(count)]
+        return [(account.id, store.accounts.create_api_key(account.id)) for account in made]
+    finally:
+        store.close()
+
+
 def model_options(model_name: str, threads: int) -> dict[str, int]:
     return {"threads": threads} if model_name == "builtin" and threads else {}
 

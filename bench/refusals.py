@@ -32,7 +32,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import REPO, Stack
+from overhead import REPO, Stack, accounts
 from surge import p, process_cpu
 
 sys.path.insert(0, str(REPO / "src"))
@@ -44,18 +44,6 @@ ACCESS = {
         "pro": {"requests": "6000/minute", "images": "6000/minute"},
     },
 }
-
-
-def accounts(data_dir: Path, tier: str, count: int) -> list[str]:
-    from daguerre.config import Settings
-    from daguerre.store import open_store
-
-    store = open_store(Settings(data_dir=data_dir), migrate=False)
-    try:
-        made = [store.accounts.create_account(f"{tier}-{i}", tier, "api") for i in range(count)]
-        return [store.accounts.create_api_key(account.id) for account in made]
-    finally:
-        store.close()
 
 
 async def post(http: aiohttp.ClientSession, key: str, out: list[tuple[int, float]]) -> None:
@@ -102,8 +90,10 @@ async def prepare(
 ) -> tuple[list[str], list[str]]:
     """The stack's free keys, each with its budget spent, and its paid keys; then a
     short flood, not measured: the first requests of a stack read keys and warm up."""
-    free = await asyncio.to_thread(accounts, data_dir, "free", args.free_accounts)
-    paid = await asyncio.to_thread(accounts, data_dir, "pro", 4)
+    free = [
+        key for _, key in await asyncio.to_thread(accounts, data_dir, "free", args.free_accounts)
+    ]
+    paid = [key for _, key in await asyncio.to_thread(accounts, data_dir, "pro", 4)]
     async with aiohttp.ClientSession(stack.url) as http:
         spent: list[tuple[int, float]] = []
         await asyncio.gather(*(post(http, key, spent) for key in free))
