@@ -10,11 +10,11 @@ from daguerre.store import Store
 
 def test_one_holder_at_a_time_until_the_lease_runs_out(store: Store) -> None:
     leases = store.leases
-    assert leases.hold("queue-metrics", "gw-a", ttl_s=0.5)
-    assert not leases.hold("queue-metrics", "gw-b", ttl_s=0.5)  # gw-a's is still valid
-    assert leases.hold("queue-metrics", "gw-a", ttl_s=0.5)  # its holder renews it
-    assert leases.hold("other-chore", "gw-b", ttl_s=0.5)  # leases are independent
-    time.sleep(0.6)
+    assert leases.hold("queue-metrics", "gw-a", ttl_s=2.0)
+    assert not leases.hold("queue-metrics", "gw-b", ttl_s=2.0)  # gw-a's is still valid
+    assert leases.hold("queue-metrics", "gw-a", ttl_s=2.0)  # its holder renews it
+    assert leases.hold("other-chore", "gw-b", ttl_s=2.0)  # leases are independent
+    time.sleep(2.1)
     assert leases.hold("queue-metrics", "gw-b", ttl_s=30)  # gw-a stopped renewing
     assert not leases.hold("queue-metrics", "gw-a", ttl_s=30)
 
