@@ -140,7 +140,8 @@ async def test_hung_webhooks_do_not_delay_another_accounts_job(
     finally:
         store.close()
     assert job.status.value == "failed"
-    assert elapsed < 3.0, f"the other account's job took {elapsed:.1f} s to be marked failed"
+    # Well under the 10-17 s of the failure, with room for a slow CI machine.
+    assert elapsed < 6.0, f"the other account's job took {elapsed:.1f} s to be marked failed"
 
 
 async def test_the_worker_log_never_carries_a_webhooks_secrets(
