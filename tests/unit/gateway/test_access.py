@@ -20,6 +20,7 @@ from daguerre.gateway.access.ratelimit import openai_duration
 from daguerre.gateway.app import create_app
 from daguerre.store import Store, open_store
 from tests.support.engine import FakeEngine
+from tests.support.frozen_clock import FrozenClock
 
 ADMIN = "unit-admin"
 
@@ -339,22 +340,11 @@ async def test_the_synchronous_openai_endpoint_is_refused_rather_than_deferred(
         assert int(refused.headers["Retry-After"]) >= 1
 
 
-class AdmissionClock:
-    """Stands in for the admission module's ``time``: its snapshots age only when the
-    test says so, not with how slowly a busy CI machine answers five requests."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 async def test_admission_reads_a_short_lived_backlog_snapshot_plus_its_own_admissions(
     make: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = AdmissionClock()
-    # Only the module's name is replaced: the event loop keeps the real clock.
+    # The snapshot ages as the test says, not with how slowly a busy CI machine answers.
+    clock = FrozenClock()
     monkeypatch.setattr(admission, "time", clock)
     pools = {"chat": {}, "api": {"max_backlog": 4}}
     free = access(requests="100/minute", images="100/minute")

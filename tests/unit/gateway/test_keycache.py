@@ -13,6 +13,7 @@ from daguerre.gateway.access import keycache
 from daguerre.gateway.access.keycache import KeyCache
 from daguerre.store.accounts import hash_key
 from daguerre.store.apikeys import KeyGrant
+from tests.support.frozen_clock import FrozenClock
 
 
 def grant(account: Account) -> KeyGrant:
@@ -23,22 +24,14 @@ ALICE = grant(Account(id="acct_a", name="alice", tier="free", product="api"))
 BOB = grant(Account(id="acct_b", name="bob", tier="pro", product="api"))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(keycache.time, "monotonic", fake)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    fake = FrozenClock()
+    monkeypatch.setattr(keycache, "time", fake)
     return fake
 
 
-def test_a_key_is_trusted_for_its_ttl_then_read_again(clock: Clock) -> None:
+def test_a_key_is_trusted_for_its_ttl_then_read_again(clock: FrozenClock) -> None:
     cache = KeyCache(ttl_s=5.0)
     assert cache.get("dg-alice") is None
     cache.put("dg-alice", ALICE)
@@ -49,13 +42,13 @@ def test_a_key_is_trusted_for_its_ttl_then_read_again(clock: Clock) -> None:
     assert cache.get("dg-alice") is None  # expired: the caller reads the database
 
 
-def test_no_ttl_means_no_cache(clock: Clock) -> None:
+def test_no_ttl_means_no_cache(clock: FrozenClock) -> None:
     cache = KeyCache(ttl_s=0.0)
     cache.put("dg-alice", ALICE)
     assert cache.get("dg-alice") is None
 
 
-def test_a_full_cache_starts_over_rather_than_growing(clock: Clock) -> None:
+def test_a_full_cache_starts_over_rather_than_growing(clock: FrozenClock) -> None:
     cache = KeyCache(ttl_s=5.0, max_entries=2)
     cache.put("dg-alice", ALICE)
     cache.put("dg-bob", BOB)
@@ -64,7 +57,7 @@ def test_a_full_cache_starts_over_rather_than_growing(clock: Clock) -> None:
     assert cache.get("dg-carol") == ALICE
 
 
-def test_clearing_forgets_every_key(clock: Clock) -> None:
+def test_clearing_forgets_every_key(clock: FrozenClock) -> None:
     """What a revocation through /admin/keys does: the next use reads the database."""
     cache = KeyCache(ttl_s=5.0)
     cache.put("dg-alice", ALICE)
@@ -85,7 +78,7 @@ class Reads:
         return {h: self.grants[h] for h in hashes if h in self.grants}
 
 
-async def test_a_round_rereads_the_keys_in_use_in_one_query(clock: Clock) -> None:
+async def test_a_round_rereads_the_keys_in_use_in_one_query(clock: FrozenClock) -> None:
     """A key in use stays trusted past its first TTL without a request reading it."""
     cache = KeyCache(ttl_s=5.0)
     cache.put("dg-alice", ALICE)
@@ -102,7 +95,7 @@ async def test_a_round_rereads_the_keys_in_use_in_one_query(clock: Clock) -> Non
     assert cache.get("dg-alice") is None  # no round since: expired as before
 
 
-async def test_a_round_drops_keys_the_database_no_longer_grants(clock: Clock) -> None:
+async def test_a_round_drops_keys_the_database_no_longer_grants(clock: FrozenClock) -> None:
     """A key revoked elsewhere: the round finds no grant, so its next use reads the
     database (and is refused) instead of riding the cached grant to its TTL."""
     cache = KeyCache(ttl_s=5.0)
@@ -113,7 +106,7 @@ async def test_a_round_drops_keys_the_database_no_longer_grants(clock: Clock) ->
     assert cache.get("dg-bob") == BOB
 
 
-async def test_keys_unused_for_a_while_are_not_read_again(clock: Clock) -> None:
+async def test_keys_unused_for_a_while_are_not_read_again(clock: FrozenClock) -> None:
     cache = KeyCache(ttl_s=5.0)
     cache.put("dg-alice", ALICE)
     cache.put("dg-bob", BOB)
@@ -126,7 +119,7 @@ async def test_keys_unused_for_a_while_are_not_read_again(clock: Clock) -> None:
     assert cache.get("dg-bob") is None
 
 
-async def test_a_clear_during_a_round_wins(clock: Clock) -> None:
+async def test_a_clear_during_a_round_wins(clock: FrozenClock) -> None:
     """A revocation through this gateway clears the cache; a round that read before
     the clear must not bring the revoked key's grant back."""
     cache = KeyCache(ttl_s=5.0)
@@ -159,7 +152,7 @@ async def test_a_failed_round_leaves_entries_to_expire(caplog: pytest.LogCapture
 
 
 async def test_a_request_that_reads_a_key_during_a_round_keeps_its_newer_read(
-    clock: Clock,
+    clock: FrozenClock,
 ) -> None:
     cache = KeyCache(ttl_s=5.0)
     cache.put("dg-alice", ALICE)
